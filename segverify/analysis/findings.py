@@ -1,0 +1,95 @@
+"""Findings and results: what analyses produce and reports read (reports never see the model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+VIOLATION_SEVERITIES = frozenset({"critical", "high", "medium"})
+
+# code → (default severity, short English title, short Japanese title)
+CODES: dict[str, tuple[str, str, str]] = {
+    "MYNUMBER_ISOLATION": ("critical", "My Number segment not isolated", "マイナンバー利用事務系の分離不備"),
+    "LGWAN_INTERNET_UNSANITIZED": ("high", "Unsanitized LGWAN ↔ Internet traffic allowed",
+                                   "LGWAN接続系とインターネット接続系の間で無害化されない通信を許可"),
+    "FIREWALL_BYPASS": ("high", "Path between families without a firewall", "ファイアウォールを経由しない経路"),
+    "CHANNEL_NOT_ALLOWED_BY_MODEL": ("high", "Channel not permitted by the declared model",
+                                     "採用モデルで認められない通信経路"),
+    "EXCEPTION_TOO_BROAD": ("high", "Exception too broad", "例外通信の範囲が広すぎる"),
+    "EXCEPTION_NOT_ALLOWED": ("high", "Exception between families that allow none",
+                              "例外を認められない領域間の例外通信"),
+    "SECURITY_CLOUD_BYPASS": ("medium", "Internet reached without the security cloud",
+                              "自治体情報セキュリティクラウドを経由しないインターネット接続"),
+    "UNKNOWN_ADDRESS": ("medium", "Address in no segment", "どのセグメントにも属さないアドレス"),
+    "UNSUPPORTED_RULE": ("low", "Rule modelled conservatively", "保守的に解釈したルール"),
+    "RULE_SHADOWED": ("info", "Rule can never match", "一致することのないルール"),
+    "MYNUMBER_FLOW": ("critical", "Observed My Number flow", "マイナンバー利用事務系の通信を観測"),
+    "UNSANITIZED_FLOW": ("high", "Observed unsanitized flow", "無害化されていない通信を観測"),
+    "PROTOCOL_MISMATCH": ("high", "Screen-transfer channel carries another protocol", "画面転送以外のプロトコル"),
+    "MAIL_NOT_TEXT": ("high", "Mail not reduced to text", "テキスト化されていないメール"),
+    "FILE_NOT_SANITIZED": ("high", "File with active content", "無害化されていないファイル"),
+    "DENIED_BUT_OBSERVED": ("high", "Flow the rules deny was observed", "ルール上拒否される通信を観測"),
+    "CAPTURE_DAMAGED": ("low", "Capture damaged", "キャプチャの破損"),
+}
+
+
+@dataclass
+class Finding:
+    code: str
+    severity: str
+    message: str
+    message_ja: str
+    src_segment: str | None = None
+    dst_segment: str | None = None
+    witness: dict[str, Any] | None = None
+    path: list[dict[str, Any]] | None = None
+    rules: list[dict[str, Any]] | None = None  # every rule involved (capped), with rules_total
+    rules_total: int | None = None
+    packets: int | None = None  # exact number of packets concerned, where that is meaningful
+    flow: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sort_key(self) -> tuple[Any, ...]:
+        return (SEVERITIES.index(self.severity), self.code, self.src_segment or "", self.dst_segment or "",
+                self.message)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "severity": self.severity}
+        if self.src_segment is not None:
+            out["src_segment"] = self.src_segment
+        if self.dst_segment is not None:
+            out["dst_segment"] = self.dst_segment
+        out["message"] = self.message
+        out["message_ja"] = self.message_ja
+        for key in ("witness", "path", "rules", "rules_total", "packets", "flow"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class Result:
+    """What one command found, on which inputs: the only thing reports read."""
+
+    command: str
+    findings: list[Finding]
+    inputs: list[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+    incomplete: list[str] = field(default_factory=list)  # why the analysis could not cover everything
+    title: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. replay's flows
+
+    @property
+    def status(self) -> str:
+        if any(f.severity in VIOLATION_SEVERITIES for f in self.findings):
+            return "violations"
+        if self.incomplete:
+            return "incomplete"
+        return "compliant"
+
+    @property
+    def exit_code(self) -> int:
+        return {"compliant": 0, "violations": 1, "incomplete": 3}[self.status]

@@ -1,0 +1,99 @@
+"""The command line: ``segverify check|replay|diff``. Exit 0 compliant, 1 violations, 2 bad input,
+3 incomplete. Bad input is one line naming the file (and line), never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+
+import click
+
+from . import __version__
+from .analysis.findings import Result
+from .errors import InputError
+
+FORMATS = ("text", "json")
+
+
+def write_output(path: str, data: str, inputs: list[str]) -> None:
+    """Write ``data`` to ``path`` atomically, refusing to overwrite any input."""
+    target = os.path.realpath(path)
+    for item in inputs:
+        if os.path.realpath(item) == target or (
+            os.path.exists(path) and os.path.exists(item) and os.path.samefile(path, item)
+        ):
+            raise InputError(path, f"refusing to write the report over an input file ({item})")
+    directory = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".segverify-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def emit(result: Result, fmt: str, output: str | None, lang: str) -> None:
+    if fmt == "json":
+        from .report.json_report import render_json
+
+        data = render_json(result)
+    else:
+        from .report.text_report import render_text
+
+        color = output is None and sys.stdout.isatty()
+        data = render_text(result, lang=lang, color=color)
+    if output:
+        write_output(output, data, result.inputs)
+    else:
+        sys.stdout.write(data)
+
+
+def run(action: Callable[[], Result], fmt: str, output: str | None, lang: str) -> None:
+    try:
+        result = action()
+        emit(result, fmt, output, lang)
+    except InputError as exc:
+        click.echo(f"segverify: error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"segverify: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+    sys.exit(result.exit_code)
+
+
+def common(fn: Callable) -> Callable:
+    fn = click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True,
+                      help="Language of the text report and messages.")(fn)
+    fn = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE.")(fn)
+    fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="segverify")
+def main() -> None:
+    """Prove that a municipal network obeys the three-tier separation model (三層の対策)."""
+
+
+@main.command()
+@click.argument("topology", type=click.Path(dir_okay=False))
+@common
+def check(topology: str, fmt: str, output: str | None, lang: str) -> None:
+    """Check the firewall rules and the graph of TOPOLOGY against the three-tier model."""
+
+    def action() -> Result:
+        from .analysis.check import check as run_check
+        from .topology.loader import load_topology
+
+        return run_check(load_topology(topology))
+
+    run(action, fmt, output, lang)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

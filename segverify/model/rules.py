@@ -1,0 +1,203 @@
+"""The vendor-independent firewall rule: what every importer produces and every analysis reads.
+
+A rule's match is a small boolean expression over packet fields (``FieldIn``, ``And``, ``Or``,
+``Not``), so any vendor construct (negation, object groups, multi-protocol services) can be said
+exactly without the analysis knowing the vendor. Rules describe connection *initiation* on a
+stateful firewall: replies of an allowed flow are implied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .addresses import ALL_ADDRESSES, ADDR_BITS, IntervalSet, int_to_addr
+
+# Packet fields and their widths in bits. Addresses use the unified 129-bit space (see addresses.py).
+FIELD_BITS: dict[str, int] = {
+    "src": ADDR_BITS,
+    "dst": ADDR_BITS,
+    "proto": 8,
+    "sport": 16,
+    "dport": 16,
+    "icmp_type": 8,
+    "icmp_code": 8,
+}
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+PROTO_UDP = 17
+PROTO_ICMPV6 = 58
+PROTO_SCTP = 132
+PORT_PROTOS = IntervalSet.of(PROTO_TCP, PROTO_UDP, PROTO_SCTP)
+ICMP_PROTOS = IntervalSet.of(PROTO_ICMP, PROTO_ICMPV6)
+PROTO_NAMES = {PROTO_ICMP: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMPV6: "icmpv6", PROTO_SCTP: "sctp"}
+PROTO_NUMBERS = {name: num for num, name in PROTO_NAMES.items()}
+
+Action = Literal["allow", "deny"]
+
+
+def full_domain(name: str) -> IntervalSet:
+    if name in ("src", "dst"):
+        return ALL_ADDRESSES
+    return IntervalSet([(0, (1 << FIELD_BITS[name]) - 1)])
+
+
+# --- match expressions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldIn:
+    """The packet's ``field`` lies in ``values``."""
+
+    field: str
+    values: IntervalSet
+
+    def __post_init__(self) -> None:
+        if self.field not in FIELD_BITS:
+            raise ValueError(f"unknown packet field {self.field!r}")
+
+
+@dataclass(frozen=True)
+class And:
+    parts: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    parts: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Expr
+
+
+Expr = FieldIn | And | Or | Not
+TRUE: Expr = And(())
+FALSE: Expr = Or(())
+
+
+def all_of(*parts: Expr) -> Expr:
+    """Conjunction that drops trivially true parts, so simple rules stay simple."""
+    kept = tuple(p for p in parts if p != TRUE)
+    if any(p == FALSE for p in kept):
+        return FALSE
+    return kept[0] if len(kept) == 1 else And(kept)
+
+
+def any_of(*parts: Expr) -> Expr:
+    kept = tuple(p for p in parts if p != FALSE)
+    if any(p == TRUE for p in kept):
+        return TRUE
+    return kept[0] if len(kept) == 1 else Or(kept)
+
+
+# --- packets -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Packet:
+    """One concrete initiating packet. Ports are 0 for protocols without ports, ICMP fields 0 otherwise."""
+
+    src: int
+    dst: int
+    proto: int
+    sport: int = 0
+    dport: int = 0
+    icmp_type: int = 0
+    icmp_code: int = 0
+
+    def get(self, name: str) -> int:
+        return getattr(self, name)
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "src": int_to_addr(self.src),
+            "dst": int_to_addr(self.dst),
+            "proto": PROTO_NAMES.get(self.proto, self.proto),
+        }
+        if self.proto in PORT_PROTOS:
+            out["sport"] = self.sport
+            out["dport"] = self.dport
+        if self.proto in ICMP_PROTOS:
+            out["icmp_type"] = self.icmp_type
+            out["icmp_code"] = self.icmp_code
+        return out
+
+    def describe(self) -> str:
+        proto = PROTO_NAMES.get(self.proto, str(self.proto))
+        src, dst = int_to_addr(self.src), int_to_addr(self.dst)
+        if self.proto in PORT_PROTOS:
+            return f"{proto} {src}:{self.sport} → {dst}:{self.dport}"
+        if self.proto in ICMP_PROTOS:
+            return f"{proto} {src} → {dst} type {self.icmp_type} code {self.icmp_code}"
+        return f"proto {proto} {src} → {dst}"
+
+
+def evaluate(expr: Expr, packet: Packet) -> bool:
+    """Concrete evaluation: the reference the packet-space engine must agree with."""
+    if isinstance(expr, FieldIn):
+        return packet.get(expr.field) in expr.values
+    if isinstance(expr, And):
+        return all(evaluate(p, packet) for p in expr.parts)
+    if isinstance(expr, Or):
+        return any(evaluate(p, packet) for p in expr.parts)
+    return not evaluate(expr.part, packet)
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a rule was written: the file as the user named it, and its line."""
+
+    path: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ordered rule of a firewall. ``in_ifaces``/``out_ifaces`` of None match every interface.
+
+    ``approximation`` is set when the importer could not model the vendor construct exactly and
+    over-approximated it (an allow that might match taken as matching, a deny that might not
+    match taken as not matching); the analysis reports it as UNSUPPORTED_RULE.
+    """
+
+    id: str
+    action: Action
+    match: Expr = TRUE
+    in_ifaces: frozenset[str] | None = None
+    out_ifaces: frozenset[str] | None = None
+    source: SourceRef | None = None
+    name: str | None = None
+    approximation: str | None = None
+
+    def applies(self, in_iface: str, out_iface: str) -> bool:
+        return (self.in_ifaces is None or in_iface in self.in_ifaces) and (
+            self.out_ifaces is None or out_iface in self.out_ifaces
+        )
+
+    def matches(self, packet: Packet, in_iface: str, out_iface: str) -> bool:
+        return self.applies(in_iface, out_iface) and evaluate(self.match, packet)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """What an importer returns for one firewall: ordered rules, first match wins, then ``default``."""
+
+    rules: tuple[Rule, ...]
+    default: Action = "deny"
+    notes: tuple[str, ...] = field(default=())
+
+    def decide(self, packet: Packet, in_iface: str, out_iface: str) -> tuple[Action, Rule | None]:
+        """First-match decision for one packet crossing from ``in_iface`` to ``out_iface``."""
+        for rule in self.rules:
+            if rule.matches(packet, in_iface, out_iface):
+                return rule.action, rule
+        return self.default, None

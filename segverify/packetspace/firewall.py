@@ -1,0 +1,85 @@
+"""A firewall's ordered rules as one exact decision: which packets it lets through, per interface pair.
+
+First match wins: the set a rule really decides is its match minus everything matched above it.
+Those effective sets are kept per rule, so the analysis can tell which rule lets a packet through,
+which rules can never match (fully shadowed), and which rules a violation depends on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..model.rules import Rule, RuleSet
+from .space import BDD, PacketSpace
+
+
+@dataclass
+class CompiledRuleSet:
+    space: PacketSpace
+    ruleset: RuleSet
+    iface_index: dict[str, int]
+    allowed: BDD  # over interface and packet variables
+    effective: list[BDD]  # per rule: what it decides (its match minus all above), interfaces included
+    _hops: dict[tuple[str, str], BDD] = field(default_factory=dict)
+
+    def hop(self, in_iface: str, out_iface: str) -> BDD:
+        """Packets let through from ``in_iface`` to ``out_iface`` (packet variables only)."""
+        key = (in_iface, out_iface)
+        hit = self._hops.get(key)
+        if hit is None:
+            hit = self.space.restrict_interfaces(
+                self.allowed, self.iface_index[in_iface], self.iface_index[out_iface]
+            )
+            self._hops[key] = hit
+        return hit
+
+    def rule_hop(self, index: int, in_iface: str, out_iface: str) -> BDD:
+        return self.space.restrict_interfaces(
+            self.effective[index], self.iface_index[in_iface], self.iface_index[out_iface]
+        )
+
+    def shadowed(self) -> list[int]:
+        """Indices of rules that no valid packet can ever reach (on any interface pair)."""
+        sp = self.space
+        return [i for i, eff in enumerate(self.effective) if (eff & sp.valid) == sp.false]
+
+    def shadowing_rule(self, index: int, limit: int = 2000) -> int | None:
+        """An earlier rule that alone covers rule ``index`` (the usual cause of shadowing), if any."""
+        sp = self.space
+        mine = self._match(self.ruleset.rules[index]) & sp.valid
+        for j in range(index - 1, max(-1, index - 1 - limit), -1):
+            if (mine & ~self._match(self.ruleset.rules[j])) == sp.false:
+                return j
+        return None
+
+    def _match(self, rule: Rule) -> BDD:
+        return rule_match(self.space, rule, self.iface_index)
+
+
+def rule_match(space: PacketSpace, rule: Rule, iface_index: dict[str, int]) -> BDD:
+    """A rule's match including its interface conditions."""
+    m = space.compile(rule.match)
+    if rule.in_ifaces is not None:
+        m = m & space.interfaces("in_if", sorted(iface_index[i] for i in rule.in_ifaces if i in iface_index))
+    if rule.out_ifaces is not None:
+        m = m & space.interfaces("out_if", sorted(iface_index[i] for i in rule.out_ifaces if i in iface_index))
+    return m
+
+
+def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str]) -> CompiledRuleSet:
+    iface_index = {name: i for i, name in enumerate(interfaces)}
+    if len(iface_index) > 1 << space.widths["in_if"]:
+        raise ValueError(f"too many interfaces ({len(iface_index)}) for the packet space")
+    decided = space.false
+    allowed = space.false
+    effective: list[BDD] = []
+    for rule in ruleset.rules:
+        m = rule_match(space, rule, iface_index)
+        eff = m & ~decided
+        if rule.action == "allow":
+            allowed = allowed | eff
+        decided = decided | m
+        effective.append(eff)
+    if ruleset.default == "allow":
+        allowed = allowed | ~decided
+    return CompiledRuleSet(space, ruleset, iface_index, allowed, effective)

@@ -1,0 +1,291 @@
+"""Exact sets of packets as binary decision diagrams (CUDD through ``dd``), as Batfish does.
+
+Every packet field is a vector of BDD variables, most significant bit first. A set of packets is
+one BDD; union, intersection and difference are exact, and emptiness is a constant-time test.
+Interface variables (which port of a firewall a packet enters and leaves by) sit on top, so one
+BDD can hold a whole firewall's decision for every interface pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from dd import cudd
+
+from ..model.addresses import V4_SIZE, V6_BASE, IntervalSet
+from ..model.rules import (
+    FIELD_BITS,
+    ICMP_PROTOS,
+    PORT_PROTOS,
+    And,
+    Expr,
+    FieldIn,
+    Not,
+    Or,
+    Packet,
+)
+
+BDD = Any  # dd.cudd.Function; dd ships no type stubs
+
+# Order of fields from the root down. Protocol first: it splits rule sets into small, independent
+# halves (tcp, udp, icmp …); destination before source, as most rule sets branch on the server.
+FIELD_ORDER = ("proto", "dst", "src", "dport", "sport", "icmp_type", "icmp_code")
+IFACE_FIELDS = ("in_if", "out_if")
+
+
+class PacketSpace:
+    """One BDD manager and the encoding of packets (and firewall interfaces) into its variables."""
+
+    def __init__(self, iface_bits: int = 6) -> None:
+        self.bdd = cudd.BDD()
+        # Reordering would make timings and picked witnesses depend on the run: keep the order fixed.
+        self.bdd.configure(reordering=False)
+        self.widths: dict[str, int] = {"in_if": iface_bits, "out_if": iface_bits}
+        self.widths.update(FIELD_BITS)
+        self.vars: dict[str, list[str]] = {}
+        for name in IFACE_FIELDS + FIELD_ORDER:
+            names = [f"{name}_{i}" for i in range(self.widths[name])]
+            self.vars[name] = names
+            self.bdd.declare(*names)
+        self.true: BDD = self.bdd.true
+        self.false: BDD = self.bdd.false
+        self._var_fn: dict[str, BDD] = {v: self.bdd.var(v) for vs in self.vars.values() for v in vs}
+        self._levels = {v: self.bdd.level_of_var(v) for v in self._var_fn}
+        self.first_packet_level = min(self._levels[v] for v in self.vars[FIELD_ORDER[0]])
+        self.n_levels = len(self._var_fn)
+        self._range_cache: dict[tuple[str, IntervalSet], BDD] = {}
+        self._block_cache: dict[tuple[str, IntervalSet], tuple[dict[str, bool], ...]] = {}
+        self._expr_cache: dict[Expr, BDD] = {}
+        self.valid = self._valid_packets()
+
+    # --- building sets -------------------------------------------------------------------------
+
+    def blocks(self, field: str, values: IntervalSet) -> tuple[dict[str, bool], ...]:
+        """``values`` of ``field`` as aligned blocks, each a partial assignment (a cube).
+
+        Addresses are encoded as a family bit and 128 bits; an IPv4 address sits in the top 32
+        of them (the low 96 are forced to zero only in ``valid``), so an IPv4 prefix is a cube of
+        a few dozen variables rather than 129.
+        """
+        key = (field, values)
+        hit = self._block_cache.get(key)
+        if hit is not None:
+            return hit
+        names = self.vars[field]
+        out: list[dict[str, bool]] = []
+        if field in ("src", "dst"):
+            fam, bits = names[0], names[1:]
+            for lo, hi in values:
+                if lo < V4_SIZE:
+                    for a, fixed in _aligned_blocks(lo, min(hi, V4_SIZE - 1), 32):
+                        cube = _bits_cube(bits, a >> (32 - fixed), fixed)
+                        cube[fam] = False
+                        out.append(cube)
+                if hi >= V6_BASE:
+                    for a, fixed in _aligned_blocks(max(lo, V6_BASE) - V6_BASE, hi - V6_BASE, 128):
+                        cube = _bits_cube(bits, a >> (128 - fixed), fixed)
+                        cube[fam] = True
+                        out.append(cube)
+        else:
+            width = self.widths[field]
+            for lo, hi in values:
+                for a, fixed in _aligned_blocks(max(lo, 0), min(hi, (1 << width) - 1), width):
+                    out.append(_bits_cube(names, a >> (width - fixed), fixed))
+        result = tuple(out)
+        self._block_cache[key] = result
+        return result
+
+    def values(self, field: str, values: IntervalSet) -> BDD:
+        """Packets whose ``field`` lies in ``values``."""
+        key = (field, values)
+        hit = self._range_cache.get(key)
+        if hit is not None:
+            return hit
+        out = self.false
+        for cube in self.blocks(field, values):
+            out = out | self.bdd.cube(cube)
+        self._range_cache[key] = out
+        return out
+
+    def value(self, field: str, value: int) -> BDD:
+        return self.values(field, IntervalSet.of(value))
+
+    def compile(self, expr: Expr) -> BDD:
+        """The exact set of packets a match expression selects (not yet restricted to valid packets)."""
+        hit = self._expr_cache.get(expr)
+        if hit is not None:
+            return hit
+        if isinstance(expr, FieldIn):
+            out = self.values(expr.field, expr.values)
+        elif isinstance(expr, And) and (cubes := self._product_cubes(expr)) is not None:
+            out = self.false
+            for cube in cubes:
+                out = out | self.bdd.cube(cube)
+        elif isinstance(expr, And):
+            out = self.true
+            for part in expr.parts:
+                out = out & self.compile(part)
+                if out == self.false:
+                    break
+        elif isinstance(expr, Or):
+            out = self.false
+            for part in expr.parts:
+                out = out | self.compile(part)
+        elif isinstance(expr, Not):
+            out = ~self.compile(expr.part)
+        else:  # pragma: no cover - the model has no other node
+            raise TypeError(f"not a match expression: {expr!r}")
+        if len(self._expr_cache) < 200_000:
+            self._expr_cache[expr] = out
+        return out
+
+    def _product_cubes(self, expr: And, limit: int = 1) -> list[dict[str, bool]] | None:
+        """A conjunction of plain field tests as a short list of cubes (one cube for a typical rule),
+        or None when it is not that simple. One ``cube`` call is far cheaper than a chain of ANDs."""
+        product: list[dict[str, bool]] = [{}]
+        seen: set[str] = set()
+        for part in expr.parts:
+            if not isinstance(part, FieldIn) or part.field in seen:
+                return None
+            seen.add(part.field)
+            blocks = self.blocks(part.field, part.values)
+            if len(product) * len(blocks) > limit:
+                return None
+            product = [{**a, **b} for a in product for b in blocks]
+        return product
+
+    def packet(self, p: Packet) -> BDD:
+        """The set holding exactly one packet."""
+        cube: dict[str, bool] = {}
+        for name in FIELD_ORDER:
+            (block,) = self.blocks(name, IntervalSet.of(p.get(name)))
+            cube.update(block)
+        return self.bdd.cube(cube) & self.valid
+
+    def interface(self, direction: str, index: int) -> BDD:
+        return self.values(direction, IntervalSet.of(index))
+
+    def interfaces(self, direction: str, indices: Iterable[int]) -> BDD:
+        return self.values(direction, IntervalSet.of(*indices))
+
+    def restrict_interfaces(self, u: BDD, in_index: int, out_index: int) -> BDD:
+        """The packet set ``u`` holds for one (ingress, egress) interface pair."""
+        assignment: dict[str, bool] = {}
+        for direction, index in (("in_if", in_index), ("out_if", out_index)):
+            width = self.widths[direction]
+            for i, var in enumerate(self.vars[direction]):
+                assignment[var] = bool((index >> (width - 1 - i)) & 1)
+        return self.bdd.let(assignment, u)
+
+    def _valid_packets(self) -> BDD:
+        """Packets that can exist: both addresses of one family, ports only for port protocols,
+        ICMP type/code only for ICMP. Every count and witness is taken inside this set."""
+        def family(field: str, v6: bool) -> BDD:
+            names = self.vars[field]
+            cube = {names[0]: v6}
+            if not v6:  # an IPv4 address uses the top 32 of the 128 bits; the rest are zero
+                cube.update({n: False for n in names[1 + 32 :]})
+            return self.bdd.cube(cube)
+
+        same_family = (family("src", False) & family("dst", False)) | (family("src", True) & family("dst", True))
+        port_protos = self.values("proto", PORT_PROTOS)
+        no_ports = self.value("sport", 0) & self.value("dport", 0)
+        icmp_protos = self.values("proto", ICMP_PROTOS)
+        no_icmp = self.value("icmp_type", 0) & self.value("icmp_code", 0)
+        return same_family & (port_protos | no_ports) & (icmp_protos | no_icmp)
+
+    # --- reading sets --------------------------------------------------------------------------
+
+    def is_empty(self, u: BDD) -> bool:
+        return (u & self.valid) == self.false
+
+    def count(self, u: BDD) -> int:
+        """Exact number of valid packets in ``u`` (which must not depend on interface variables)."""
+        u = u & self.valid
+        memo: dict[BDD, int] = {}
+        start = self.first_packet_level
+        n = self.n_levels
+
+        def sat(f: BDD) -> int:
+            # Satisfying assignments of f over the levels from f's own level to the bottom.
+            if f == self.true:
+                return 1
+            if f == self.false:
+                return 0
+            if f.negated:
+                return (1 << (n - f.level)) - sat(~f)
+            hit = memo.get(f)
+            if hit is not None:
+                return hit
+            total = 0
+            for child in (f.low, f.high):
+                child_level = n if child == self.true or child == self.false else child.level
+                total += sat(child) << (child_level - f.level - 1)
+            memo[f] = total
+            return total
+
+        top = n if u in (self.true, self.false) else u.level
+        return sat(u) << (top - start)
+
+    def witness(
+        self,
+        u: BDD,
+        prefer: Sequence[BDD] = (),
+        targets: Mapping[str, int] | None = None,
+    ) -> Packet | None:
+        """A concrete packet of ``u``, or None when it is empty.
+
+        ``prefer`` are sets tried in order (each kept only if something remains), so the caller
+        can ask for a host address of the source segment or a well-known port. Then every field is
+        fixed bit by bit, as close to its target value as the set allows: deterministic, and
+        realistic (``10.2.0.1`` rather than ``10.2.0.0``, an ephemeral source port).
+        """
+        u = u & self.valid
+        if u == self.false:
+            return None
+        for p in prefer:
+            t = u & p
+            if t != self.false:
+                u = t
+        targets = dict(targets or {})
+        values: dict[str, int] = {}
+        for name in FIELD_ORDER:
+            width = self.widths[name]
+            target = targets.get(name, 0)
+            if name in ("src", "dst") and target < V4_SIZE:
+                target <<= 96  # encoded form: family bit 0, the IPv4 address in the top 32 bits
+            value = 0
+            for i, var in enumerate(self.vars[name]):
+                want = bool((target >> (width - 1 - i)) & 1)
+                fn = self._var_fn[var]
+                t = u & (fn if want else ~fn)
+                if t == self.false:
+                    want = not want
+                    t = u & (fn if want else ~fn)
+                u = t
+                value = (value << 1) | int(want)
+            if name in ("src", "dst") and value < V6_BASE:
+                value >>= 96
+            values[name] = value
+        return Packet(**values)
+
+
+def _aligned_blocks(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
+    """Split [lo, hi] into aligned power-of-two blocks: (start, number of fixed top bits)."""
+    out: list[tuple[int, int]] = []
+    a = lo
+    while a <= hi:
+        size = a & -a if a else 1 << width
+        while size > hi - a + 1:
+            size >>= 1
+        out.append((a, width - (size.bit_length() - 1)))
+        a += size
+    return out
+
+
+def _bits_cube(names: Sequence[str], value: int, fixed: int) -> dict[str, bool]:
+    """The cube fixing the first ``fixed`` variables of ``names`` to the bits of ``value``."""
+    if fixed == 0:
+        return {}
+    return dict(zip(names, (c == "1" for c in format(value, f"0{fixed}b")), strict=False))

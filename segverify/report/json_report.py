@@ -1,0 +1,49 @@
+"""The machine-readable report of the contract (section 4): stable, sorted, byte-identical for
+identical inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .. import __version__
+from ..analysis.findings import Result
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def report_dict(result: Result) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "tool": {"name": "segverify", "version": __version__},
+        "command": result.command,
+        "status": result.status,
+        "inputs": [{"path": p, "sha256": sha256_file(p)} for p in result.inputs],
+    }
+    if result.title:
+        out["name"] = result.title
+    for key, value in result.extra.items():
+        if key != "flows":
+            out[key] = value
+    out["findings"] = [f.to_json() for f in result.findings]
+    if "flows" in result.extra:
+        out["flows"] = result.extra["flows"]
+    stats = dict(result.stats)
+    stats["findings_by_severity"] = {
+        sev: n for sev in ("critical", "high", "medium", "low", "info")
+        if (n := sum(1 for f in result.findings if f.severity == sev))
+    }
+    if result.incomplete:
+        stats["incomplete"] = list(result.incomplete)
+    out["stats"] = stats
+    return out
+
+
+def render_json(result: Result) -> str:
+    return json.dumps(report_dict(result), ensure_ascii=False, indent=2) + "\n"
