@@ -185,17 +185,17 @@ def test_counts_are_exact(a, b, v6):
             & SPACE.value("proto", 6) & SPACE.value("sport", 1000))
     ua = base & SPACE.values("dport", a)
     ub = base & SPACE.values("dport", b)
-    assert SPACE.count(ua) == a.size()
-    assert SPACE.count(ua | ub) == (a | b).size()
-    assert SPACE.count(ua & ub) == (a & b).size()
-    assert SPACE.count(ua & ~ub) == (a - b).size()
+    assert SPACE.count(ua)[0] == a.size()
+    assert SPACE.count(ua | ub)[0] == (a | b).size()
+    assert SPACE.count(ua & ub)[0] == (a & b).size()
+    assert SPACE.count(ua & ~ub)[0] == (a - b).size()
 
 
 def test_count_of_everything_is_the_number_of_valid_packets():
     v4, v6 = 1 << 32, 1 << 128
     port_protos, icmp_protos, other = 3, 2, 256 - 5
     per_pair = port_protos * (1 << 32) + icmp_protos * (1 << 16) + other
-    assert SPACE.count(SPACE.true) == (v4 * v4 + v6 * v6) * per_pair
+    assert SPACE.count(SPACE.true, exact_limit=10**9)[0] == (v4 * v4 + v6 * v6) * per_pair
 
 
 def test_ipv6_default_route_does_not_hold_ipv4():

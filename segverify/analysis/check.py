@@ -111,7 +111,8 @@ def unknown_addresses(ctx: Context) -> list[Finding]:
             out.append(Finding(
                 "UNKNOWN_ADDRESS", "medium",
                 f"host {host.name} has address(es) {', '.join(missing)} in no segment ({host.source})",
-                f"ホスト {host.name} のアドレス {', '.join(missing)} はどのセグメントにも属していません（{host.source}）",
+                f"ホスト {host.name} のアドレス {', '.join(missing)} はどのセグメントにも属していません"
+                f"（{host.source}）",
                 extra={"host": host.name, "addresses": missing, "source": str(host.source)},
             ))
     declared: list[tuple[str, str, Endpoints]] = []
@@ -219,18 +220,18 @@ def judge_exceptions(ctx: Context) -> tuple[list, list[Finding]]:
         wide = list(ex.src.wide_ranges + ex.dst.wide_ranges)
         if broad:
             reasons_en.append(f"names whole segment(s) {', '.join(broad)}")
-            reasons_ja.append(f"セグメント全体（{', '.join(broad)}）を指定")
+            reasons_ja.append(f"セグメント全体（{', '.join(broad)}）を指定している")
         if wide:
             reasons_en.append(f"names range(s) wider than one address: {', '.join(wide)}")
-            reasons_ja.append(f"単一アドレスより広い範囲（{', '.join(wide)}）を指定")
+            reasons_ja.append(f"単一アドレスより広い範囲（{', '.join(wide)}）を指定している")
         if not ex.ports:
             reasons_en.append("names no explicit port")
-            reasons_ja.append("ポートが明示されていない")
+            reasons_ja.append("ポートを明示していない")
         if reasons_en:
             findings.append(Finding(
                 "EXCEPTION_TOO_BROAD", "high",
                 f"exception {ex.name} {'; '.join(reasons_en)} ({ex.source})",
-                f"例外 {ex.name} が{'、'.join(reasons_ja)}ため、範囲が広すぎます（{ex.source}）",
+                f"例外 {ex.name} は{'、'.join(reasons_ja)}ため、範囲が広すぎます（{ex.source}）",
                 src_segment=_first(ctx.segmap.segments_of(ex.src.addresses)),
                 dst_segment=_first(ctx.segmap.segments_of(ex.dst.addresses)),
                 extra={"exception": ex.name, "source": str(ex.source)},
@@ -469,22 +470,33 @@ def cross_family_findings(ctx: Context, legit: BDD) -> list[Finding]:
             if b not in co_cache:
                 co_cache[b] = coreach_to(ctx, b)
             rules = involved_rules(ctx, reach, co_cache[b], ctx.src_sets[a] & ctx.dst_sets[b] & not_legit)
-            count = sp.count(forbidden)
-            out.append(cross_finding(code, severity, a, b, fa, fb, witness, path, via, rules, count))
+            count, exact = sp.count(forbidden)
+            out.append(cross_finding(code, severity, a, b, fa, fb, witness, path, via, rules, count, exact))
     return out
 
 
 def cross_finding(code: str, severity: str, a: str, b: str, fa: str, fb: str, witness: Packet,
-                  path: list[dict], via: list[str], rules: list[dict], count: int) -> Finding:
+                  path: list[dict], via: list[str], rules: list[dict], count: int, exact: bool) -> Finding:
     what = "exception" if code == "MYNUMBER_ISOLATION" else "sanitization channel"
     what_ja = "例外として宣言" if code == "MYNUMBER_ISOLATION" else "無害化通信として宣言"
-    hops = ", ".join(f"{p['firewall']} {p['rule']} ({p['source']})" for p in path) or "no firewall"
+    hops = ", ".join(f"{p['firewall']} {p['rule']} ({p['source']})" for p in path)
     n = len(rules)
-    message = (f"{n} rule(s) let traffic from {a} ({fa}) reach {b} ({fb}) that no {what} covers: "
-               f"{count} packet(s), e.g. {witness.describe()} via {hops}")
-    message_ja = (f"{a}（{FAMILY_NAMES[fa][1]}）から {b}（{FAMILY_NAMES[fb][1]}）へ、{what_ja}されていない通信を"
-                  f"{n} 件のルールが許可しています（{count} パケット。例: {witness.describe()}、経路: {hops}）")
-    extra = {"via": via} if via else {}
+    if not path:  # nothing filters on the way: a bypass carries it
+        devices = ", ".join(via)
+        message = (f"traffic from {a} ({fa}) reaches {b} ({fb}) with no firewall on the way (via {devices}) "
+                   f"and no {what} covers it: {count} packet(s), e.g. {witness.describe()}")
+        message_ja = (f"{a}（{FAMILY_NAMES[fa][1]}）から {b}（{FAMILY_NAMES[fb][1]}）へ、ファイアウォールを経由せずに"
+                      f"（経由: {devices}）{what_ja}されていない通信が到達できます（{count} パケット。"
+                      f"例: {witness.describe()}）")
+    else:
+        message = (f"{n} rule(s) let traffic from {a} ({fa}) reach {b} ({fb}) that no {what} covers: "
+                   f"{count} packet(s), e.g. {witness.describe()} via {hops}")
+        message_ja = (f"{a}（{FAMILY_NAMES[fa][1]}）から {b}（{FAMILY_NAMES[fb][1]}）へ、{what_ja}されていない"
+                      f"通信を {n} 件のルールが許可しています（{count} パケット。例: {witness.describe()}、"
+                      f"経路: {hops}）")
+    extra: dict = {"via": via} if via else {}
+    if not exact:
+        extra["packets_exact"] = False
     return Finding(code, severity, message, message_ja, a, b, witness.to_json(), path,
                    rules[:MAX_LISTED_RULES], n, count, extra=extra)
 
@@ -512,7 +524,7 @@ def bypass_findings(ctx: Context) -> list[Finding]:
                     f"{a}（{FAMILY_NAMES[fa][1]}）と {b}（{FAMILY_NAMES[fb][1]}）がファイアウォールを経由せずに"
                     f"接続されています（経由: {', '.join(devices)}）",
                     a, b, witness.to_json() if witness else None, [],
-                    packets=ctx.space.count(u), extra={"via": devices},
+                    packets=ctx.space.count(u)[0], extra={"via": devices},
                 ))
     return out
 
@@ -544,7 +556,7 @@ def security_cloud_findings(ctx: Context) -> list[Finding]:
                 f"e.g. {witness.describe()}",
                 f"{a} から自治体情報セキュリティクラウドを経由せずにインターネット（{p}）へ接続できます"
                 f"（例: {witness.describe()}）",
-                a, p, witness.to_json(), path, packets=sp.count(direct),
+                a, p, witness.to_json(), path, packets=sp.count(direct)[0],
                 extra={"via": via} if via else {},
             ))
     return out

@@ -82,6 +82,19 @@ class Result:
     title: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. replay's flows
 
+    def input_hashes(self) -> list[tuple[str, str]]:
+        """Each input with its sha256, so every report names exactly what it judged."""
+        import hashlib
+
+        out = []
+        for path in self.inputs:
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            out.append((path, digest.hexdigest()))
+        return out
+
     @property
     def status(self) -> str:
         if any(f.severity in VIOLATION_SEVERITIES for f in self.findings):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .addresses import ALL_ADDRESSES, ADDR_BITS, IntervalSet, int_to_addr
+from .addresses import ADDR_BITS, ALL_ADDRESSES, IntervalSet, int_to_addr
 
 # Packet fields and their widths in bits. Addresses use the unified 129-bit space (see addresses.py).
 FIELD_BITS: dict[str, int] = {
@@ -54,7 +54,8 @@ class FieldIn:
     values: IntervalSet
 
     def __post_init__(self) -> None:
-        if self.field not in FIELD_BITS:
+        # in_if/out_if are the engine's own: interface indexes inside one compiled firewall.
+        if self.field not in FIELD_BITS and self.field not in ("in_if", "out_if"):
             raise ValueError(f"unknown packet field {self.field!r}")
 
 

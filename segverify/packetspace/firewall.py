@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model.rules import Rule, RuleSet
+from ..model.addresses import IntervalSet
+from ..model.rules import And, Expr, FieldIn, Rule, RuleSet
 from .space import BDD, PacketSpace
 
 
@@ -40,8 +41,7 @@ class CompiledRuleSet:
 
     def shadowed(self) -> list[int]:
         """Indices of rules that no valid packet can ever reach (on any interface pair)."""
-        sp = self.space
-        return [i for i, eff in enumerate(self.effective) if (eff & sp.valid) == sp.false]
+        return [i for i, eff in enumerate(self.effective) if eff == self.space.false]
 
     def shadowing_rule(self, index: int, limit: int = 2000) -> int | None:
         """An earlier rule that alone covers rule ``index`` (the usual cause of shadowing), if any."""
@@ -57,13 +57,16 @@ class CompiledRuleSet:
 
 
 def rule_match(space: PacketSpace, rule: Rule, iface_index: dict[str, int]) -> BDD:
-    """A rule's match including its interface conditions."""
-    m = space.compile(rule.match)
-    if rule.in_ifaces is not None:
-        m = m & space.interfaces("in_if", sorted(iface_index[i] for i in rule.in_ifaces if i in iface_index))
-    if rule.out_ifaces is not None:
-        m = m & space.interfaces("out_if", sorted(iface_index[i] for i in rule.out_ifaces if i in iface_index))
-    return m
+    """A rule's match including its interface conditions (one cube for a typical rule)."""
+    parts: list[Expr] = []
+    for field_name, names in (("in_if", rule.in_ifaces), ("out_if", rule.out_ifaces)):
+        if names is not None:
+            parts.append(FieldIn(field_name, IntervalSet.of(*(iface_index[n] for n in names if n in iface_index))))
+    if not parts:
+        return space.compile(rule.match)
+    if isinstance(rule.match, And):
+        return space.compile(And((*parts, *rule.match.parts)), cache=False)
+    return space.compile(And((*parts, rule.match)), cache=False)
 
 
 def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str]) -> CompiledRuleSet:
@@ -74,7 +77,8 @@ def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str])
     allowed = space.false
     effective: list[BDD] = []
     for rule in ruleset.rules:
-        m = rule_match(space, rule, iface_index)
+        # Restricted to real packets, a rule's effective set is empty exactly when it is shadowed.
+        m = rule_match(space, rule, iface_index) & space.valid_shape
         eff = m & ~decided
         if rule.action == "allow":
             allowed = allowed | eff

@@ -32,19 +32,21 @@ BDD = Any  # dd.cudd.Function; dd ships no type stubs
 # halves (tcp, udp, icmp …); destination before source, as most rule sets branch on the server.
 FIELD_ORDER = ("proto", "dst", "src", "dport", "sport", "icmp_type", "icmp_code")
 IFACE_FIELDS = ("in_if", "out_if")
+MEMORY_ESTIMATE = 2 << 30
+CACHE_SIZE = 1 << 18
 
 
 class PacketSpace:
     """One BDD manager and the encoding of packets (and firewall interfaces) into its variables."""
 
-    def __init__(self, iface_bits: int = 6) -> None:
-        self.bdd = cudd.BDD()
+    def __init__(self, iface_bits: int = 6, order: Sequence[str] | None = None) -> None:
+        self.bdd = cudd.BDD(memory_estimate=MEMORY_ESTIMATE, initial_cache_size=CACHE_SIZE)
         # Reordering would make timings and picked witnesses depend on the run: keep the order fixed.
         self.bdd.configure(reordering=False)
         self.widths: dict[str, int] = {"in_if": iface_bits, "out_if": iface_bits}
         self.widths.update(FIELD_BITS)
         self.vars: dict[str, list[str]] = {}
-        for name in IFACE_FIELDS + FIELD_ORDER:
+        for name in order or IFACE_FIELDS + FIELD_ORDER:
             names = [f"{name}_{i}" for i in range(self.widths[name])]
             self.vars[name] = names
             self.bdd.declare(*names)
@@ -52,12 +54,14 @@ class PacketSpace:
         self.false: BDD = self.bdd.false
         self._var_fn: dict[str, BDD] = {v: self.bdd.var(v) for vs in self.vars.values() for v in vs}
         self._levels = {v: self.bdd.level_of_var(v) for v in self._var_fn}
-        self.first_packet_level = min(self._levels[v] for v in self.vars[FIELD_ORDER[0]])
         self.n_levels = len(self._var_fn)
         self._range_cache: dict[tuple[str, IntervalSet], BDD] = {}
         self._block_cache: dict[tuple[str, IntervalSet], tuple[dict[str, bool], ...]] = {}
         self._expr_cache: dict[Expr, BDD] = {}
-        self.valid = self._valid_packets()
+        self.valid = self._valid_packets(exact=True)
+        # Every set built from the model leaves the unused low 96 bits of IPv4 addresses free, so
+        # for emptiness tests this smaller set is equivalent to ``valid`` and far cheaper to AND.
+        self.valid_shape = self._valid_packets(exact=False)
 
     # --- building sets -------------------------------------------------------------------------
 
@@ -111,11 +115,15 @@ class PacketSpace:
     def value(self, field: str, value: int) -> BDD:
         return self.values(field, IntervalSet.of(value))
 
-    def compile(self, expr: Expr) -> BDD:
-        """The exact set of packets a match expression selects (not yet restricted to valid packets)."""
-        hit = self._expr_cache.get(expr)
-        if hit is not None:
-            return hit
+    def compile(self, expr: Expr, cache: bool = True) -> BDD:
+        """The exact set of packets a match expression selects (not yet restricted to valid packets).
+
+        ``cache=False`` for one-off expressions (a whole rule): hashing them costs more than it saves.
+        """
+        if cache:
+            hit = self._expr_cache.get(expr)
+            if hit is not None:
+                return hit
         if isinstance(expr, FieldIn):
             out = self.values(expr.field, expr.values)
         elif isinstance(expr, And) and (cubes := self._product_cubes(expr)) is not None:
@@ -136,7 +144,7 @@ class PacketSpace:
             out = ~self.compile(expr.part)
         else:  # pragma: no cover - the model has no other node
             raise TypeError(f"not a match expression: {expr!r}")
-        if len(self._expr_cache) < 200_000:
+        if cache and len(self._expr_cache) < 200_000:
             self._expr_cache[expr] = out
         return out
 
@@ -178,13 +186,13 @@ class PacketSpace:
                 assignment[var] = bool((index >> (width - 1 - i)) & 1)
         return self.bdd.let(assignment, u)
 
-    def _valid_packets(self) -> BDD:
+    def _valid_packets(self, exact: bool) -> BDD:
         """Packets that can exist: both addresses of one family, ports only for port protocols,
         ICMP type/code only for ICMP. Every count and witness is taken inside this set."""
         def family(field: str, v6: bool) -> BDD:
             names = self.vars[field]
             cube = {names[0]: v6}
-            if not v6:  # an IPv4 address uses the top 32 of the 128 bits; the rest are zero
+            if not v6 and exact:  # an IPv4 address uses the top 32 of the 128 bits; the rest are zero
                 cube.update({n: False for n in names[1 + 32 :]})
             return self.bdd.cube(cube)
 
@@ -200,19 +208,23 @@ class PacketSpace:
     def is_empty(self, u: BDD) -> bool:
         return (u & self.valid) == self.false
 
-    def count(self, u: BDD) -> int:
-        """Exact number of valid packets in ``u`` (which must not depend on interface variables)."""
+    def count(self, u: BDD, exact_limit: int = 20_000) -> tuple[int, bool]:
+        """Number of valid packets in ``u`` (which must not depend on interface variables), and
+        whether it is exact: exact up to ``exact_limit`` BDD nodes, above that CUDD's
+        floating-point count (correct to about 15 significant digits)."""
         u = u & self.valid
+        iface_vars = self.widths["in_if"] + self.widths["out_if"]
+        if u == self.false:
+            return 0, True
+        if u.dag_size > exact_limit:
+            return int(self.bdd.count(u, nvars=self.n_levels)) >> iface_vars, False
         memo: dict[BDD, int] = {}
-        start = self.first_packet_level
         n = self.n_levels
 
         def sat(f: BDD) -> int:
             # Satisfying assignments of f over the levels from f's own level to the bottom.
             if f == self.true:
                 return 1
-            if f == self.false:
-                return 0
             if f.negated:
                 return (1 << (n - f.level)) - sat(~f)
             hit = memo.get(f)
@@ -220,13 +232,15 @@ class PacketSpace:
                 return hit
             total = 0
             for child in (f.low, f.high):
-                child_level = n if child == self.true or child == self.false else child.level
+                if child == self.false:
+                    continue
+                child_level = n if child == self.true else child.level
                 total += sat(child) << (child_level - f.level - 1)
             memo[f] = total
             return total
 
-        top = n if u in (self.true, self.false) else u.level
-        return sat(u) << (top - start)
+        top = n if u == self.true else u.level
+        return (sat(u) << top) >> iface_vars, True
 
     def witness(
         self,

@@ -3,7 +3,6 @@ identical inputs."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -11,20 +10,12 @@ from .. import __version__
 from ..analysis.findings import Result
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def report_dict(result: Result) -> dict[str, Any]:
     out: dict[str, Any] = {
         "tool": {"name": "segverify", "version": __version__},
         "command": result.command,
         "status": result.status,
-        "inputs": [{"path": p, "sha256": sha256_file(p)} for p in result.inputs],
+        "inputs": [{"path": p, "sha256": h} for p, h in result.input_hashes()],
     }
     if result.title:
         out["name"] = result.title

@@ -44,9 +44,10 @@ def render_text(result: Result, lang: str = "en", color: bool = False, width: in
         table = Table(show_lines=True, expand=False)
         table.add_column(labels["severity"], no_wrap=True)
         table.add_column(labels["code"], no_wrap=True)
-        table.add_column(labels["from"])
-        table.add_column(labels["to"])
-        table.add_column(labels["finding"], ratio=1)
+        table.add_column(labels["from"], overflow="fold")
+        table.add_column(labels["to"], overflow="fold")
+        # fold: Japanese has no spaces to wrap at, and "…" would cut evidence out of the report
+        table.add_column(labels["finding"], ratio=1, overflow="fold")
         for f in result.findings:
             title = CODES.get(f.code, ("", f.code, f.code))[2 if lang == "ja" else 1]
             body = f.message_ja if lang == "ja" else f.message
@@ -58,5 +59,7 @@ def render_text(result: Result, lang: str = "en", color: bool = False, width: in
                 f"[bold]{escape(title)}[/]\n{escape(body)}",
             )
         console.print(table)
-    console.print(f"{labels['inputs']}: " + ", ".join(escape(p) for p in result.inputs))
+    console.print(f"{labels['inputs']}:")
+    for path, digest in result.input_hashes():
+        console.print(f"  {escape(path)}  sha256:{digest}")
     return buf.getvalue()

@@ -7,6 +7,7 @@ address sets; a segment name means the addresses that segment owns by longest pr
 from __future__ import annotations
 
 import os
+
 import yaml
 
 from ..errors import InputError

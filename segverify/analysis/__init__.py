@@ -1,0 +1,1 @@
+"""Analyses: read only the model, produce findings."""

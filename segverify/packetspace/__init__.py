@@ -1,0 +1,1 @@
+"""Exact packet sets on BDDs, and firewalls compiled into them."""

@@ -1,0 +1,1 @@
+"""Reading topology files (YAML) into the model."""
