@@ -148,6 +148,9 @@ def test_effective_sets_are_first_match(rule_list, pkts):
             for k, rule in enumerate(ruleset.rules):
                 inside = contains(compiled.rule_hop(k, i, o), p)
                 assert inside == (first is rule), (k, p)
+            # the search for rules meeting a set finds exactly the first rule
+            found = compiled.rules_touching(SPACE.packet(p), i, o)
+            assert [ruleset.rules[k] for k in found] == ([first] if first is not None else [])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -323,6 +323,7 @@ def concrete_path(ctx: Context, packet: Packet, source: str, target: str,
                   stop: frozenset[str] = frozenset()) -> list[tuple[Hop, Rule | None]] | None:
     """A shortest chain of hops that really lets ``packet`` from ``source`` to ``target``, with the
     rule that decides it at each firewall (evaluated concretely, first match)."""
+    cube = ctx.space.packet(packet)
     prev: dict[str, tuple[str, Hop, Rule | None] | None] = {source: None}
     queue = deque([source])
     while queue:
@@ -336,11 +337,12 @@ def concrete_path(ctx: Context, packet: Packet, source: str, target: str,
                 continue
             rule = None
             if hop.kind == "firewall":
-                fw = ctx.topo.firewalls[hop.device]
                 assert hop.in_iface and hop.out_iface
-                action, rule = fw.ruleset.decide(packet, hop.in_iface, hop.out_iface)
-                if action != "allow":
+                # the engine says whether it passes; the plain first-match loop names the rule
+                if (ctx.hop_set(hop) & cube) == ctx.space.false:
                     continue
+                action, rule = ctx.topo.firewalls[hop.device].ruleset.decide(packet, hop.in_iface, hop.out_iface)
+                assert action == "allow", "engine and first-match evaluation disagree"
             prev[hop.dst] = (seg, hop, rule)
             queue.append(hop.dst)
     if target not in prev:
@@ -422,23 +424,16 @@ def involved_rules(ctx: Context, reach: dict[str, BDD], co: dict[str, BDD], forb
             continue
         compiled = ctx.compiled[hop.device]
         assert hop.in_iface and hop.out_iface
-        io = sp.interface("in_if", compiled.iface_index[hop.in_iface]) & sp.interface(
-            "out_if", compiled.iface_index[hop.out_iface])
-        relevant_io = relevant & io
-        for index, rule in enumerate(compiled.ruleset.rules):
-            if rule.action != "allow" or (hop.device, index) in seen or not rule.applies(hop.in_iface, hop.out_iface):
-                continue
-            if (compiled.effective[index] & relevant_io) != sp.false:
+        for index in compiled.rules_touching(relevant, hop.in_iface, hop.out_iface, action="allow"):
+            if (hop.device, index) not in seen:
                 seen.add((hop.device, index))
+                rule = compiled.ruleset.rules[index]
                 out.append({"firewall": hop.device, "rule": rule.id, "source": str(rule.source or "")})
         fw = ctx.topo.firewalls[hop.device]
-        if fw.ruleset.default == "allow" and (hop.device, -1) not in seen:
-            decided = sp.false
-            for eff in compiled.effective:
-                decided = decided | eff
-            if (relevant_io & ~decided) != sp.false:
-                seen.add((hop.device, -1))
-                out.append({"firewall": hop.device, "rule": "(default allow)", "source": str(fw.source)})
+        falls_through = relevant & compiled.interfaces(hop.in_iface, hop.out_iface) & ~compiled.decided
+        if fw.ruleset.default == "allow" and (hop.device, -1) not in seen and falls_through != sp.false:
+            seen.add((hop.device, -1))
+            out.append({"firewall": hop.device, "rule": "(default allow)", "source": str(fw.source)})
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -60,12 +61,25 @@ class Prefix:
         return self.length == self.bits
 
 
+_V4_CIDR = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?")
+
+
 def parse_prefix(text: str) -> Prefix:
     """Parse ``10.0.0.0/8``, ``fd00::/48`` or a bare address (a /32 or /128).
 
     Host bits set (``10.2.0.1/16``) are refused: it is nearly always a typo for the network.
     """
     raw = str(text).strip()
+    m = _V4_CIDR.fullmatch(raw)
+    if m:  # the common case, without ipaddress's generality (rule files hold thousands of these)
+        octets = [int(g) for g in m.groups()[:4]]
+        length = int(m.group(5)) if m.group(5) is not None else 32
+        if all(o <= 255 for o in octets) and length <= 32 and not any(
+            len(g) > 1 and g[0] == "0" for g in m.groups()[:4]
+        ):
+            value = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+            if value & ((1 << (32 - length)) - 1) == 0:
+                return Prefix(value, length, False)
     try:
         net = ipaddress.ip_network(raw, strict=True)
     except ValueError as exc:

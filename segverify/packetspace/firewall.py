@@ -21,6 +21,7 @@ class CompiledRuleSet:
     iface_index: dict[str, int]
     allowed: BDD  # over interface and packet variables
     effective: list[BDD]  # per rule: what it decides (its match minus all above), interfaces included
+    decided: BDD  # everything some rule matches; the rest falls to the default
     _hops: dict[tuple[str, str], BDD] = field(default_factory=dict)
 
     def hop(self, in_iface: str, out_iface: str) -> BDD:
@@ -34,10 +35,36 @@ class CompiledRuleSet:
             self._hops[key] = hit
         return hit
 
+    def interfaces(self, in_iface: str, out_iface: str) -> BDD:
+        sp = self.space
+        return sp.interface("in_if", self.iface_index[in_iface]) & sp.interface(
+            "out_if", self.iface_index[out_iface]
+        )
+
     def rule_hop(self, index: int, in_iface: str, out_iface: str) -> BDD:
         return self.space.restrict_interfaces(
             self.effective[index], self.iface_index[in_iface], self.iface_index[out_iface]
         )
+
+    def rules_touching(self, region: BDD, in_iface: str, out_iface: str, action: str | None = None) -> list[int]:
+        """Indices of the rules whose effective set meets ``region`` on one interface pair.
+
+        One AND per candidate rule, each between a rule's (small) effective set and the region;
+        rules that cannot apply to the interface pair are skipped without a BDD operation.
+        (A tree of unions over the rules was tried: its upper nodes are as large as the whole
+        rule base, and testing them against a large region cost four times more.)
+        """
+        false = self.space.false
+        region_io = region & self.interfaces(in_iface, out_iface)
+        out: list[int] = []
+        for index, rule in enumerate(self.ruleset.rules):
+            if action is not None and rule.action != action:
+                continue
+            if not rule.applies(in_iface, out_iface):
+                continue
+            if (self.effective[index] & region_io) != false:
+                out.append(index)
+        return out
 
     def shadowed(self) -> list[int]:
         """Indices of rules that no valid packet can ever reach (on any interface pair)."""
@@ -70,6 +97,10 @@ def rule_match(space: PacketSpace, rule: Rule, iface_index: dict[str, int]) -> B
 
 
 def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str]) -> CompiledRuleSet:
+    """First match, rule by rule: each rule decides its match minus everything decided above it.
+
+    (A balanced tree of unions was measured too: no faster at 10k rules, 30% slower at 50k.)
+    """
     iface_index = {name: i for i, name in enumerate(interfaces)}
     if len(iface_index) > 1 << space.widths["in_if"]:
         raise ValueError(f"too many interfaces ({len(iface_index)}) for the packet space")
@@ -86,4 +117,4 @@ def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str])
         effective.append(eff)
     if ruleset.default == "allow":
         allowed = allowed | ~decided
-    return CompiledRuleSet(space, ruleset, iface_index, allowed, effective)
+    return CompiledRuleSet(space, ruleset, iface_index, allowed, effective, decided)

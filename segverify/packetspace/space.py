@@ -107,10 +107,29 @@ class PacketSpace:
         if hit is not None:
             return hit
         out = self.false
-        for cube in self.blocks(field, values):
-            out = out | self.bdd.cube(cube)
-        self._range_cache[key] = out
+        blocks = self.blocks(field, values)
+        if len(blocks) > 2 and field not in ("src", "dst"):
+            # A port range splits into up to 30 blocks; two comparator chains are far cheaper.
+            for lo, hi in values:
+                out = out | self._range(field, lo, hi)
+        else:
+            for cube in blocks:
+                out = out | self.bdd.cube(cube)
+        if len(self._range_cache) < 500_000:
+            self._range_cache[key] = out
         return out
+
+    def _range(self, field: str, lo: int, hi: int) -> BDD:
+        """lo <= field <= hi, built from the least significant bit up: one operation per bit."""
+        width = self.widths[field]
+        hi = min(hi, (1 << width) - 1)
+        ge = le = self.true
+        for i in range(width - 1, -1, -1):
+            x = self._var_fn[self.vars[field][i]]
+            bit = 1 << (width - 1 - i)
+            ge = (x & ge) if lo & bit else (x | ge)
+            le = (~x | le) if hi & bit else (~x & le)
+        return ge & le
 
     def value(self, field: str, value: int) -> BDD:
         return self.values(field, IntervalSet.of(value))
@@ -126,16 +145,8 @@ class PacketSpace:
                 return hit
         if isinstance(expr, FieldIn):
             out = self.values(expr.field, expr.values)
-        elif isinstance(expr, And) and (cubes := self._product_cubes(expr)) is not None:
-            out = self.false
-            for cube in cubes:
-                out = out | self.bdd.cube(cube)
         elif isinstance(expr, And):
-            out = self.true
-            for part in expr.parts:
-                out = out & self.compile(part)
-                if out == self.false:
-                    break
+            out = self._conjunction(expr)
         elif isinstance(expr, Or):
             out = self.false
             for part in expr.parts:
@@ -148,20 +159,28 @@ class PacketSpace:
             self._expr_cache[expr] = out
         return out
 
-    def _product_cubes(self, expr: And, limit: int = 1) -> list[dict[str, bool]] | None:
-        """A conjunction of plain field tests as a short list of cubes (one cube for a typical rule),
-        or None when it is not that simple. One ``cube`` call is far cheaper than a chain of ANDs."""
-        product: list[dict[str, bool]] = [{}]
+    def _conjunction(self, expr: And) -> BDD:
+        """A conjunction: every field test that is one aligned block goes into a single cube (one
+        CUDD call for a typical rule), the rest is ANDed on."""
+        cube: dict[str, bool] = {}
         seen: set[str] = set()
+        rest: list[Expr] = []
         for part in expr.parts:
-            if not isinstance(part, FieldIn) or part.field in seen:
-                return None
-            seen.add(part.field)
-            blocks = self.blocks(part.field, part.values)
-            if len(product) * len(blocks) > limit:
-                return None
-            product = [{**a, **b} for a in product for b in blocks]
-        return product
+            if isinstance(part, FieldIn) and part.field not in seen:
+                blocks = self.blocks(part.field, part.values)
+                if not blocks:
+                    return self.false
+                if len(blocks) == 1:
+                    seen.add(part.field)
+                    cube.update(blocks[0])
+                    continue
+            rest.append(part)
+        out = self.bdd.cube(cube) if cube else self.true
+        for part in rest:
+            out = out & self.compile(part)
+            if out == self.false:
+                break
+        return out
 
     def packet(self, p: Packet) -> BDD:
         """The set holding exactly one packet."""

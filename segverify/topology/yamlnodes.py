@@ -16,9 +16,27 @@ import yaml
 from ..errors import InputError
 
 try:  # libyaml is ten times faster on large rule sets; the pure-Python composer gives the same nodes
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Resolves each distinct plain scalar's tag once: rule files repeat the same few values
+    (allow, tcp, interface names) thousands of times, and PyYAML resolves tags in Python."""
+
+    _tags: dict[tuple[object, str, tuple[bool, bool]], str] = {}
+
+    def resolve(self, kind, value, implicit):  # type: ignore[no-untyped-def]
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (kind, value, tuple(implicit))
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._tags) < 100_000:
+                self._tags[key] = tag
+        return tag
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_NODE_VISITS = 5_000_000
