@@ -177,3 +177,16 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("segverify: error: ") and f"{path}:5:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("depth", [19_000, 200_000])
+def test_deep_nesting_neither_crashes_nor_hangs(tmp_path, depth):
+    """libyaml recurses per nesting level in C and is quadratic in depth: a hostile file must get a
+    clean exit 2, not a segmentation fault or minutes of CPU."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("version: 1\nsegments: " + "[" * depth + "]" * depth + "\n")
+    proc = subprocess.run([sys.executable, "-m", "segverify.cli", "check", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}:2:" in proc.stderr
+    assert "Traceback" not in proc.stderr

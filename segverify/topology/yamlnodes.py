@@ -8,6 +8,7 @@ document is refused instead of eating the machine).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_NODE_VISITS = 5_000_000
+MAX_DEPTH = 10_000
+COMPOSER_STACK = 512 * 1024 * 1024  # libyaml's composer recurses in C once per nesting level
 
 STR = "tag:yaml.org,2002:str"
 INT = "tag:yaml.org,2002:int"
@@ -80,7 +83,7 @@ def compose_file(path: str, display: str) -> tuple[Doc, yaml.Node]:
         line = data[: exc.start].count(b"\n") + 1
         raise InputError(display, "not valid UTF-8", line) from None
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = _compose_with_big_stack(text, display)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -91,6 +94,46 @@ def compose_file(path: str, display: str) -> tuple[Doc, yaml.Node]:
     if node is None:
         raise InputError(display, "the file is empty")
     return doc, node
+
+
+def _check_depth(text: str, display: str) -> None:
+    """Refuse absurd nesting without recursion (the event parser keeps its own stack)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else None
+                raise InputError(display, f"nesting deeper than {MAX_DEPTH} levels (refused)", line)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
+def _compose_with_big_stack(text: str, display: str) -> yaml.Node | None:
+    """Compose in a thread with a large stack: deeply nested (hostile) documents would otherwise
+    overflow the C stack of libyaml's recursive composer and kill the process. libyaml is also
+    quadratic in nesting depth, so a document with enough brackets to nest deeply is first
+    checked by an event pass that stops at MAX_DEPTH."""
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            if text.count("[") + text.count("{") > 2 * MAX_DEPTH:
+                _check_depth(text, display)
+            result["node"] = yaml.compose(text, Loader=_Loader)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    old = threading.stack_size(COMPOSER_STACK)
+    try:
+        worker = threading.Thread(target=work, name="segverify-yaml")
+        worker.start()
+    finally:
+        threading.stack_size(old)
+    worker.join()
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result.get("node")  # type: ignore[return-value]
 
 
 @dataclass
