@@ -95,5 +95,21 @@ def check(topology: str, fmt: str, output: str | None, lang: str) -> None:
     run(action, fmt, output, lang)
 
 
+@main.command()
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@common
+def replay(topology: str, captures: tuple[str, ...], fmt: str, output: str | None, lang: str) -> None:
+    """Judge the flows in pcap/pcapng CAPTURES (gzip too) against TOPOLOGY."""
+
+    def action() -> Result:
+        from .analysis.replay import replay as run_replay
+        from .topology.loader import load_topology
+
+        return run_replay(load_topology(topology), list(captures))
+
+    run(action, fmt, output, lang)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -26,6 +26,36 @@ LABELS = {
 }
 
 
+MAX_FLOW_ROWS = 200
+FLOW_LABELS = {
+    "en": ("Flows", "Initiator", "Responder", "Proto", "Segments", "Pkts", "Bytes", "Verdict",
+           "more flows in --format json"),
+    "ja": ("通信フロー", "開始側", "応答側", "プロトコル", "セグメント", "パケット", "バイト", "判定",
+           "件の通信は --format json で確認できます"),
+}
+OK_VERDICTS = ("intra-family",)
+
+
+def flow_table(flows: list[dict], lang: str) -> Table:
+    """Cross-family flows first (they are what an analyst reads for), then the rest, capped."""
+    title, ini, resp, proto, segs, pkts, nbytes, verdict, more = FLOW_LABELS[lang]
+    ordered = sorted(flows, key=lambda f: f["verdict"] in OK_VERDICTS)
+    table = Table(title=f"{title} ({len(flows)})", show_lines=False)
+    for name in (ini, resp, proto, segs, pkts, nbytes, verdict):
+        table.add_column(name, overflow="fold")
+    for f in ordered[:MAX_FLOW_ROWS]:
+        style = "" if f["verdict"] in OK_VERDICTS or f["verdict"].startswith(("channel:", "exception:")) else "red"
+        mark = "" if f["initiator_known"] else "?"
+        table.add_row(
+            escape(f"{f['src']}:{f['sport']}{mark}"), escape(f"{f['dst']}:{f['dport']}"), escape(str(f["proto"])),
+            escape(f"{f['src_segment'] or '?'} → {f['dst_segment'] or '?'}"), str(f["packets"]), str(f["bytes"]),
+            f"[{style}]{escape(f['verdict'])}[/]" if style else escape(f["verdict"]),
+        )
+    if len(flows) > MAX_FLOW_ROWS:
+        table.caption = f"{len(flows) - MAX_FLOW_ROWS} {more}"
+    return table
+
+
 def render_text(result: Result, lang: str = "en", color: bool = False, width: int = 120) -> str:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False)
@@ -59,6 +89,9 @@ def render_text(result: Result, lang: str = "en", color: bool = False, width: in
                 f"[bold]{escape(title)}[/]\n{escape(body)}",
             )
         console.print(table)
+    flows = result.extra.get("flows")
+    if flows:
+        console.print(flow_table(flows, lang))
     console.print(f"{labels['inputs']}:")
     for path, digest in result.input_hashes():
         console.print(f"  {escape(path)}  sha256:{digest}")

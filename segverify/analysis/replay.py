@@ -1,0 +1,320 @@
+"""``segverify replay``: what crossed between families in captured traffic, flow by flow.
+
+Every flow is mapped to the segments of its endpoints (longest prefix; a VLAN the topology names
+breaks ties) and judged: inside one family it is not this tool's business; across families it
+must be covered by an exception (MN ↔ LG) or by a channel the model permits, in its direction and
+on its ports. Established flows between different segments are also checked against the
+topology's own firewall rules, with the same engine as ``check``: a flow the rules deny but the
+capture shows means the running firewall is not the one on paper.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..capture import Damage, Flow, FlowBuilder, iter_batches
+from ..errors import InputError
+from ..model.addresses import IntervalSet, int_to_addr
+from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
+from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
+from .check import Context, build_context, judge_channels, judge_exceptions, reach_from
+from .findings import Finding, Result
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class FlowVerdict:
+    flow: Flow
+    src_segment: str | None
+    dst_segment: str | None
+    verdict: str  # intra-family | exception:NAME | channel:NAME | MYNUMBER_FLOW | UNSANITIZED_FLOW | …
+    notes: list[str] = field(default_factory=list)
+    denied: bool = False
+    no_path: bool = False  # denied because no device in the topology joins the two segments
+
+    def to_json(self) -> dict[str, Any]:
+        f = self.flow
+        out: dict[str, Any] = {
+            "src": int_to_addr(f.src), "sport": f.sport, "dst": int_to_addr(f.dst), "dport": f.dport,
+            "proto": PROTO_NAMES.get(f.proto, f.proto),
+            "src_segment": self.src_segment, "dst_segment": self.dst_segment,
+            "packets": f.packets, "bytes": f.bytes,
+            "packets_fwd": f.pkts_fwd, "packets_rev": f.pkts_rev, "bytes_fwd": f.bytes_fwd, "bytes_rev": f.bytes_rev,
+            "first_ns": f.first_ts, "last_ns": f.last_ts,
+            "established": f.established, "initiator_known": f.initiator_known, "initiator_basis": f.initiator_basis,
+            "verdict": self.verdict,
+        }
+        if f.vlan is not None:
+            out["vlan"] = f.vlan
+        if self.denied:
+            out["denied_by_rules"] = True
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+    def finding_flow(self) -> dict[str, Any]:
+        f = self.flow
+        return {"src": int_to_addr(f.src), "dst": int_to_addr(f.dst), "proto": PROTO_NAMES.get(f.proto, f.proto),
+                "sport": f.sport, "dport": f.dport, "packets": f.packets, "bytes": f.bytes,
+                "established": f.established, "initiator_known": f.initiator_known}
+
+
+def read_captures(paths: Sequence[str]) -> tuple[list[Flow], list[Damage], dict[str, int]]:
+    """All captures as one observation: one flow table across every file."""
+    builder = FlowBuilder()
+    damage: list[Damage] = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError(path, "capture file not found")
+        mine: list[Damage] = []
+        before = builder.packets
+        try:
+            for batch in iter_batches(path, damage=mine):
+                builder.add(batch)
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+        if mine and mine[0].offset == 0 and mine[0].reason.startswith("not a ") and builder.packets == before:
+            raise InputError(path, f"not a pcap or pcapng capture ({mine[0].reason})")
+        damage.extend(mine)
+    stats = {"packets": builder.packets, "non_ip_packets": builder.non_ip,
+             "unattributed_fragments": builder.unattributed_fragments}
+    return builder.flows(), damage, stats
+
+
+class Judge:
+    """Decides each flow's verdict from the topology (the model only, never the capture format)."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.ctx: Context = build_context(topo)
+        self.channels, _ = judge_channels(self.ctx)
+        self.exceptions, _ = judge_exceptions(self.ctx)
+        self._reach: dict[str, dict] = {}
+        self.vlan_segments: dict[int, list[str]] = {}
+        for seg in topo.segments.values():
+            for v in seg.vlans:
+                self.vlan_segments.setdefault(v, []).append(seg.name)
+
+    def segment(self, addr: int, vlan: int | None) -> str | None:
+        if vlan is not None:
+            for name in self.vlan_segments.get(vlan, []):
+                if any(p.lo <= addr <= p.hi for p in self.topo.segments[name].prefixes):
+                    return name
+        return self.ctx.segmap.lookup(addr)
+
+    def judge(self, flow: Flow) -> FlowVerdict:
+        a = self.segment(flow.src, flow.vlan)
+        b = self.segment(flow.dst, flow.vlan)
+        v = FlowVerdict(flow, a, b, "intra-family")
+        if not flow.initiator_known:
+            v.notes.append("initiator not seen (no SYN): the first packet's sender is taken as the initiator")
+        if a is None or b is None:
+            v.verdict = "UNKNOWN_ADDRESS"
+            return v
+        if a != b and flow.established:
+            v.no_path = not self.path_exists(a, b)
+            v.denied = v.no_path or self.denied(flow, a, b)
+        fa, fb = self.ctx.family(a), self.ctx.family(b)
+        if fa == fb:
+            return v
+        covered = self.coverage(flow.src, flow.dst, flow.proto, flow.dport)
+        if covered is None and not flow.initiator_known:
+            covered = self.coverage(flow.dst, flow.src, flow.proto, flow.sport)
+            if covered is not None:
+                v.notes.append("covered only if the responder initiated: direction unproven")
+        if covered is not None:
+            v.verdict = covered
+        elif "MN" in (fa, fb):
+            v.verdict = "MYNUMBER_FLOW"
+        else:
+            v.verdict = "UNSANITIZED_FLOW"
+        return v
+
+    def coverage(self, src: int, dst: int, proto: int, dport: int) -> str | None:
+        for ex in self.exceptions:
+            if _between(ex, src, dst) and _ports_cover(ex.ports, proto, dport, empty_means_all=True):
+                return f"exception:{ex.name}"
+        for ch in self.channels:
+            if ch_covers(self.topo, ch, src, dst, proto, dport):
+                return f"channel:{ch.name}"
+        return None
+
+    def reach(self, a: str) -> dict:
+        if a not in self._reach:
+            self._reach[a] = reach_from(self.ctx, a)
+        return self._reach[a]
+
+    def path_exists(self, a: str, b: str) -> bool:
+        import networkx as nx
+
+        g = self.ctx.net.graph
+        return nx.has_path(g, ("segment", a), ("segment", b))
+
+    def denied(self, flow: Flow, a: str, b: str) -> bool:
+        """Whether the topology's rules deny this flow's initiating packet on every path from a to b."""
+        sp = self.ctx.space
+        reach = self.reach(a).get(b)
+        if reach is None:
+            return True
+        if flow.proto in PORT_PROTOS:
+            pkt = sp.packet(Packet(flow.src, flow.dst, flow.proto, flow.sport, flow.dport))
+        else:  # the capture's flow table keeps no ICMP type: any type the rules allow will do
+            pkt = (sp.values("src", IntervalSet.of(flow.src)) & sp.values("dst", IntervalSet.of(flow.dst))
+                   & sp.value("proto", flow.proto))
+        return (reach & pkt & sp.valid) == sp.false
+
+
+def _between(ex: ExceptionRule, src: int, dst: int) -> bool:
+    return src in ex.src.addresses and dst in ex.dst.addresses
+
+
+def _ports_cover(specs: tuple[PortSpec, ...], proto: int, dport: int, empty_means_all: bool = False) -> bool:
+    if not specs:
+        return empty_means_all
+    return any(spec.proto == proto and (spec.ports is None or dport in spec.ports) for spec in specs)
+
+
+def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport: int) -> bool:
+    """Whether a permitted channel makes this initiating flow legal (direction and ports)."""
+    if ch.clients is not None and ch.servers is not None:
+        return src in ch.clients.addresses and dst in ch.servers.addresses and _ports_cover(ch.ports, proto, dport)
+    sanitizer = set(topo.hosts[ch.sanitizer or ""].addresses)
+    for leg in (ch.inbound, ch.outbound):
+        if leg is None or not _ports_cover(leg.ports, proto, dport):
+            continue
+        if (src in sanitizer and dst in leg.peers.addresses) or (dst in sanitizer and src in leg.peers.addresses):
+            return True
+    return False
+
+
+def replay(topo: Topology, captures: Sequence[str]) -> Result:
+    judge = Judge(topo)
+    flows, damage, stats = read_captures(captures)
+    verdicts = [judge.judge(f) for f in flows]
+    findings: list[Finding] = []
+    findings += flow_findings(judge, verdicts)
+    findings += unknown_address_findings(verdicts)
+    incomplete: list[str] = []
+    real_damage = [d for d in damage if not d.reason.startswith("resynchronised")]
+    if real_damage:
+        findings += damage_findings(real_damage)
+        incomplete.append(f"{len(real_damage)} damaged region(s) in the captures: what they held was not judged")
+    screen = [v for v in verdicts if v.verdict.startswith("channel:")]
+    unverified = [v for v in screen if _channel(topo, v.verdict).kind != "cloud-direct"]
+    if unverified:
+        incomplete.append(
+            f"{len(unverified)} flow(s) on sanitization channels were matched by address and port only: "
+            "their content (protocol, mail, files) was not inspected by this version"
+        )
+    findings.sort(key=Finding.sort_key)
+    stats = dict(stats)
+    stats.update({
+        "captures": len(captures),
+        "flows": len(flows),
+        "cross_family_flows": sum(1 for v in verdicts if v.verdict != "intra-family"),
+        "damaged_regions": len(real_damage),
+    })
+    order = sorted(verdicts, key=lambda v: (v.flow.first_ts, v.flow.src, v.flow.dst, v.flow.sport, v.flow.dport,
+                                            v.flow.proto, v.flow.reuse))
+    inputs = list(topo.inputs) + list(captures)
+    return Result("replay", findings, inputs, stats, incomplete, title=topo.name,
+                  extra={"model": topo.model, "flows": [v.to_json() for v in order]})
+
+
+def _channel(topo: Topology, verdict: str) -> Channel:
+    name = verdict.split(":", 1)[1]
+    return next(c for c in topo.channels if c.name == name)
+
+
+def flow_findings(judge: Judge, verdicts: list[FlowVerdict]) -> list[Finding]:
+    """One finding per (code, source segment, destination segment, protocol, port), with the
+    number of flows and the first one as the example: a month of captures stays readable."""
+    groups: dict[tuple, list[FlowVerdict]] = {}
+    for v in verdicts:
+        if v.verdict in ("MYNUMBER_FLOW", "UNSANITIZED_FLOW"):
+            groups.setdefault((v.verdict, v.src_segment, v.dst_segment, v.flow.proto, v.flow.dport), []).append(v)
+        if v.denied:
+            groups.setdefault(("DENIED_BUT_OBSERVED", v.src_segment, v.dst_segment, v.flow.proto, v.flow.dport),
+                              []).append(v)
+    out: list[Finding] = []
+    for (code, a, b, proto, dport), members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        first = min(members, key=lambda v: v.flow.first_ts)
+        f = first.flow
+        service = f"{PROTO_NAMES.get(proto, proto)}/{dport}" if proto in PORT_PROTOS else PROTO_NAMES.get(proto, proto)
+        example = f"{int_to_addr(f.src)}:{f.sport} → {int_to_addr(f.dst)}:{f.dport}"
+        n = len(members)
+        fa, fb = judge.ctx.family(a), judge.ctx.family(b)
+        if code == "MYNUMBER_FLOW":
+            severity = "critical"
+            en = f"{n} flow(s) {a} ({fa}) → {b} ({fb}) on {service} that no exception covers, e.g. {example}"
+            ja = (f"{a}（{fa}）から {b}（{fb}）への {service} の通信 {n} 件は例外として宣言されていません"
+                  f"（例: {example}）")
+        elif code == "UNSANITIZED_FLOW":
+            severity = "high"
+            en = f"{n} flow(s) {a} ({fa}) → {b} ({fb}) on {service} that no sanitization channel covers, e.g. {example}"
+            ja = (f"{a}（{fa}）から {b}（{fb}）への {service} の通信 {n} 件は無害化通信として宣言されていません"
+                  f"（例: {example}）")
+        elif first.no_path:
+            severity = "high"
+            en = (f"{n} established flow(s) {a} → {b} on {service}, but no firewall, router or host in the "
+                  f"topology joins these segments, e.g. {example}: the network is not the one on paper")
+            ja = (f"{a} から {b} への {service} の確立済み通信 {n} 件を観測しましたが、トポロジ上この2つのセグメントを"
+                  f"結ぶ機器がありません（例: {example}）。実際のネットワークが文書と一致していません")
+        else:
+            severity = "high"
+            en = (f"{n} established flow(s) {a} → {b} on {service} that the topology's firewall rules deny, "
+                  f"e.g. {example}: the running firewall is not the one on paper")
+            ja = (f"{a} から {b} への {service} の確立済み通信 {n} 件は、トポロジのファイアウォールルールでは拒否される"
+                  f"はずのものです（例: {example}）。稼働中の設定が文書と一致していません")
+        if not first.flow.initiator_known:
+            en += " (initiator not seen: direction provisional)"
+            ja += "（通信開始を観測していないため、方向は推定）"
+        examples = [m.finding_flow() for m in sorted(members, key=lambda v: v.flow.first_ts)[:MAX_EXAMPLES]]
+        out.append(Finding(code, severity, en, ja, a, b, flow=first.finding_flow(),
+                           extra={"flows": n, "examples": examples}))
+    return out
+
+
+def unknown_address_findings(verdicts: list[FlowVerdict]) -> list[Finding]:
+    unknown: dict[int, list[FlowVerdict]] = {}
+    for v in verdicts:
+        if v.src_segment is None:
+            unknown.setdefault(v.flow.src, []).append(v)
+        if v.dst_segment is None:
+            unknown.setdefault(v.flow.dst, []).append(v)
+    out = []
+    for addr in sorted(unknown):
+        members = unknown[addr]
+        text = int_to_addr(addr)
+        first = members[0]
+        out.append(Finding(
+            "UNKNOWN_ADDRESS", "medium",
+            f"address {text} belongs to no segment; {len(members)} flow(s) could not be judged",
+            f"アドレス {text} はどのセグメントにも属さないため、{len(members)} 件の通信を判定できません",
+            first.src_segment, first.dst_segment, flow=first.finding_flow(),
+            extra={"address": text, "flows": len(members)},
+        ))
+    return out
+
+
+def damage_findings(damage: list[Damage]) -> list[Finding]:
+    by_file: dict[str, list[Damage]] = {}
+    for d in damage:
+        by_file.setdefault(str(d.path), []).append(d)
+    out = []
+    for path in sorted(by_file):
+        items = by_file[path]
+        first = items[0]
+        out.append(Finding(
+            "CAPTURE_DAMAGED", "low",
+            f"{path}: {len(items)} damaged region(s), first at byte {first.offset}: {first.reason}",
+            f"{path}: 破損箇所 {len(items)} 件（最初はバイト位置 {first.offset}: {first.reason}）",
+            extra={"capture": path, "regions": [{"offset": d.offset, "reason": d.reason} for d in items[:50]],
+                   "regions_total": len(items)},
+        ))
+    return out
+

@@ -1,0 +1,216 @@
+"""`segverify replay` verdicts on generated captures, one per finding code, and on real ones."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from scapy.all import IP, TCP, UDP, Ether, wrpcap
+
+from segverify.cli import main
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "captures" / "zeek"
+
+TOPOLOGY = """\
+version: 1
+name: replay test city
+segments:
+  - {name: mn, kind: mynumber, cidrs: [10.1.0.0/16]}
+  - {name: lg, kind: lgwan, cidrs: [10.2.0.0/16]}
+  - {name: inet, kind: internet, cidrs: [10.3.0.0/16]}
+  - {name: lgwan-wan, kind: lgwan-wan, cidrs: [172.16.0.0/12]}
+hosts:
+  - {name: vb1, addresses: [10.3.0.10]}
+  - {name: mn-gw, addresses: [10.1.0.5]}
+  - {name: chukan, addresses: [172.16.1.1]}
+firewalls:
+  - name: fw1
+    interfaces:
+      - {name: p1, segment: mn}
+      - {name: p2, segment: lg}
+      - {name: p3, segment: inet}
+      - {name: p4, segment: lgwan-wan}
+    rules:
+      - {id: r10, action: allow, from: p2, to: p3, src: lg, dst: vb1, proto: tcp, dport: 3389}
+      - {id: r20, action: allow, from: p1, to: p4, src: mn-gw, dst: chukan, proto: tcp, dport: 443}
+      - {id: r30, action: allow, from: p2, to: p4}
+channels:
+  - {name: vb, kind: screen-transfer, protocol: rdp, clients: [lg], servers: [vb1], ports: [tcp/3389]}
+exceptions:
+  - {name: chukan-link, from: [mn-gw], to: [chukan], ports: [tcp/443], reason: 中間サーバー連携}
+"""
+
+
+def session(src: str, dst: str, sport: int, dport: int, data: bytes = b"hello", t0: float = 1_700_000_000.0):
+    """A complete TCP connection: handshake, one request, one answer, FIN."""
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    c, s = 1000, 5000
+    pkts = [
+        e / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="S", seq=c),
+        e / IP(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="SA", seq=s, ack=c + 1),
+        e / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="A", seq=c + 1, ack=s + 1),
+        e / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="PA", seq=c + 1, ack=s + 1) / data,
+        e / IP(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="PA", seq=s + 1, ack=c + 1 + len(data))
+        / b"ok",
+        e / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="FA", seq=c + 1 + len(data), ack=s + 3),
+    ]
+    for i, p in enumerate(pkts):
+        p.time = t0 + i * 0.01
+    return pkts
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> Path:
+    p = tmp_path / "city.yaml"
+    p.write_text(TOPOLOGY, encoding="utf-8")
+    return p
+
+
+def replay(topology: Path, *captures: Path | str) -> tuple[int, dict]:
+    r = CliRunner().invoke(main, ["replay", str(topology), *map(str, captures), "--format", "json"])
+    assert r.exit_code in (0, 1, 3), r.output + r.stderr
+    return r.exit_code, json.loads(r.stdout)
+
+
+def cap(tmp_path: Path, name: str, pkts) -> Path:
+    path = tmp_path / name
+    wrpcap(str(path), pkts)
+    return path
+
+
+def verdicts(report: dict) -> dict[tuple[str, str, int], str]:
+    return {(f["src"], f["dst"], f["dport"]): f["verdict"] for f in report["flows"]}
+
+
+def test_mynumber_flow_is_critical(city, tmp_path):
+    code, report = replay(city, cap(tmp_path, "mn.pcap", session("10.1.0.7", "10.2.0.21", 50000, 445)))
+    assert code == 1
+    (f,) = [f for f in report["findings"] if f["code"] == "MYNUMBER_FLOW"]
+    assert f["severity"] == "critical" and (f["src_segment"], f["dst_segment"]) == ("mn", "lg")
+    assert f["flow"] == {"src": "10.1.0.7", "dst": "10.2.0.21", "proto": "tcp", "sport": 50000, "dport": 445,
+                         "packets": 6, "bytes": f["flow"]["bytes"], "established": True, "initiator_known": True}
+    # the rules of fw1 do not allow it either: the running firewall differs from the paper one
+    assert any(x["code"] == "DENIED_BUT_OBSERVED" for x in report["findings"])
+
+
+def test_exception_covers_exactly_its_port(city, tmp_path):
+    pkts = session("10.1.0.5", "172.16.1.1", 40000, 443) + session("10.1.0.5", "172.16.1.1", 40001, 8443)
+    code, report = replay(city, cap(tmp_path, "ex.pcap", pkts))
+    v = verdicts(report)
+    assert v[("10.1.0.5", "172.16.1.1", 443)] == "exception:chukan-link"
+    assert v[("10.1.0.5", "172.16.1.1", 8443)] == "MYNUMBER_FLOW"
+    assert code == 1
+
+
+def test_unsanitized_and_denied(city, tmp_path):
+    code, report = replay(city, cap(tmp_path, "smb.pcap", session("10.2.0.21", "10.3.0.99", 50001, 445)))
+    codes = sorted(f["code"] for f in report["findings"])
+    assert codes == ["DENIED_BUT_OBSERVED", "UNSANITIZED_FLOW"]
+    assert report["flows"][0]["denied_by_rules"] is True
+
+
+def test_channel_flow_is_covered_but_content_not_yet_proven(city, tmp_path):
+    code, report = replay(city, cap(tmp_path, "rdp.pcap", session("10.2.0.21", "10.3.0.10", 50002, 3389)))
+    assert verdicts(report) == {("10.2.0.21", "10.3.0.10", 3389): "channel:vb"}
+    assert report["findings"] == []
+    # never optimistic: address and port alone do not prove the flow was screen transfer
+    assert code == 3 and report["status"] == "incomplete"
+
+
+def test_intra_family_traffic_is_compliant(city, tmp_path):
+    code, report = replay(city, cap(tmp_path, "lg.pcap", session("10.2.0.21", "172.16.5.5", 50003, 25)))
+    assert (code, report["status"], report["findings"]) == (0, "compliant", [])
+    assert report["flows"][0]["verdict"] == "intra-family"
+
+
+def test_unknown_address(city, tmp_path):
+    code, report = replay(city, cap(tmp_path, "u.pcap", session("192.0.2.44", "10.2.0.21", 50004, 80)))
+    (f,) = report["findings"]
+    assert f["code"] == "UNKNOWN_ADDRESS" and f["address"] == "192.0.2.44" and code == 1
+
+
+def test_udp_without_syn_is_provisional(city, tmp_path):
+    e = Ether()
+    pkts = [e / IP(src="10.2.0.21", dst="10.3.0.53") / UDP(sport=5353, dport=53) / b"q",
+            e / IP(src="10.3.0.53", dst="10.2.0.21") / UDP(sport=53, dport=5353) / b"a"]
+    code, report = replay(city, cap(tmp_path, "dns.pcap", pkts))
+    (flow,) = report["flows"]
+    assert flow["initiator_known"] is False and flow["verdict"] == "UNSANITIZED_FLOW"
+    (f,) = [f for f in report["findings"] if f["code"] == "UNSANITIZED_FLOW"]
+    assert "provisional" in f["message"]
+
+
+def test_damaged_capture_is_incomplete(city, tmp_path):
+    good = cap(tmp_path, "lg.pcap", session("10.2.0.21", "172.16.5.5", 50005, 25))
+    data = good.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-7])
+    code, report = replay(city, cut)
+    assert code == 3 and report["status"] == "incomplete"
+    (f,) = report["findings"]
+    assert f["code"] == "CAPTURE_DAMAGED" and f["regions"][0]["offset"] > 24
+    assert report["stats"]["incomplete"]
+
+
+def test_violation_outranks_damage(city, tmp_path):
+    bad = cap(tmp_path, "mn.pcap", session("10.1.0.7", "10.2.0.21", 50006, 445))
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(bad.read_bytes()[:-5])
+    code, report = replay(city, cut)
+    assert code == 1 and report["status"] == "violations"
+
+
+def test_several_captures_and_gzip_are_one_observation(city, tmp_path):
+    pkts = session("10.2.0.21", "10.3.0.99", 50007, 445)
+    first = cap(tmp_path, "a.pcap", pkts[:3])
+    second_plain = cap(tmp_path, "b.pcap", pkts[3:])
+    second = tmp_path / "b.pcap.gz"
+    second.write_bytes(gzip.compress(second_plain.read_bytes()))
+    code, report = replay(city, first, second)
+    (flow,) = report["flows"]
+    assert flow["packets"] == 6 and flow["initiator_known"] and flow["established"]
+    assert [i["path"] for i in report["inputs"]][1:] == [str(first), str(second)]
+
+
+def test_not_a_capture_is_bad_input(city, tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("this is not a capture\n")
+    r = CliRunner().invoke(main, ["replay", str(city), str(junk)])
+    assert r.exit_code == 2 and str(junk) in r.stderr and "Traceback" not in r.stderr
+    r = CliRunner().invoke(main, ["replay", str(city), str(tmp_path / "missing.pcap")])
+    assert r.exit_code == 2 and "missing.pcap" in r.stderr
+
+
+def test_report_is_deterministic(city, tmp_path):
+    pkts = session("10.1.0.7", "10.2.0.21", 50008, 445) + session("10.2.0.1", "10.3.0.10", 1, 3389)
+    c = cap(tmp_path, "x.pcap", pkts)
+    a = CliRunner().invoke(main, ["replay", str(city), str(c), "--format", "json"]).stdout
+    b = CliRunner().invoke(main, ["replay", str(city), str(c), "--format", "json"]).stdout
+    assert a == b
+
+
+def test_text_report_shows_the_flow_table(city, tmp_path):
+    c = cap(tmp_path, "x.pcap", session("10.1.0.7", "10.2.0.21", 50009, 445))
+    r = CliRunner().invoke(main, ["replay", str(city), str(c), "--lang", "ja"])
+    assert r.exit_code == 1
+    assert "通信フロー" in r.stdout and "MYNUMBER_FLOW" in r.stdout and "10.1.0.7:50009" in r.stdout
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present beside the repository")
+def test_real_smtp_capture(tmp_path):
+    topo = tmp_path / "smtp.yaml"
+    topo.write_text("""\
+version: 1
+segments:
+  - {name: lg, kind: lgwan, cidrs: [10.10.1.0/24]}
+  - {name: dmz, kind: internet, cidrs: [192.168.0.0/16]}
+  - {name: public, kind: public, cidrs: [0.0.0.0/0]}
+""", encoding="utf-8")
+    code, report = replay(topo, CORPUS / "smtp.pcap")
+    v = verdicts(report)
+    assert v[("10.10.1.4", "74.53.140.153", 25)] == "UNSANITIZED_FLOW"
+    assert report["stats"]["flows"] == len(report["flows"]) == 9  # tshark's 8 TCP/UDP conversations + 1 ICMP flow
+    assert code == 1
