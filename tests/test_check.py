@@ -379,3 +379,27 @@ def test_api_and_cli_agree(name):
     result = check(load_topology(str(ROOT / "topologies" / name)))
     _, report = run_json(ROOT / "topologies" / name)
     assert [f.code for f in result.findings] == [f["code"] for f in report["findings"]]
+
+
+def test_contract_example(tmp_path):
+    """The contract's own example topology (fw2 is an iptables-save file) is compliant; the only
+    notes are that the IPv4-only file says nothing about IPv6 (taken as allowed: low)."""
+    code, report = run_json("tests/data/contract/topology.yaml")
+    assert (code, report["status"]) == (0, "compliant")
+    assert [(f["code"], f["severity"]) for f in report["findings"]] == [("UNSUPPORTED_RULE", "low")]
+    (rule,) = report["findings"][0]["rules"]
+    assert rule["firewall"] == "fw2" and rule["rule"] == "(no ip6tables rules)"
+    assert [i["path"] for i in report["inputs"]] == ["tests/data/contract/topology.yaml",
+                                                       "tests/data/contract/fw2.rules"]
+
+
+def test_contract_example_with_an_smb_rule_added(tmp_path):
+    src = Path("tests/data/contract")
+    (tmp_path / "fw2.rules").write_text((src / "fw2.rules").read_text().replace(
+        "COMMIT", "-A FORWARD -i eth1 -o eth2 -p tcp --dport 445 -j ACCEPT\nCOMMIT"))
+    (tmp_path / "topology.yaml").write_text((src / "topology.yaml").read_text())
+    code, report = run_json(tmp_path / "topology.yaml")
+    f = by_code(report)[("LGWAN_INTERNET_UNSANITIZED", "lg", "inet")]
+    assert f["witness"]["dport"] == 445
+    assert f["path"] == [{"firewall": "fw2", "in": "eth1", "out": "eth2", "rule": "FORWARD#3",
+                          "source": f"{tmp_path}/fw2.rules:7"}]

@@ -22,7 +22,7 @@ Importer = Callable[[str, Sequence[str]], RuleSet]
 
 # format name → module under segverify.importers (None: not implemented yet)
 FORMATS: dict[str, str | None] = {
-    "iptables-save": None,
+    "iptables-save": "iptables",
     "nftables": None,
     "nftables-json": None,
     "fortios": None,

@@ -67,8 +67,16 @@ class CompiledRuleSet:
         return out
 
     def shadowed(self) -> list[int]:
-        """Indices of rules that no valid packet can ever reach (on any interface pair)."""
-        return [i for i, eff in enumerate(self.effective) if eff == self.space.false]
+        """Indices of rules that could match some packet but never get to: earlier rules take all of it.
+
+        A rule whose own match is empty (one that only accepts replies, say) is not shadowed: it
+        matches no initiating packet by design. See ``never_matching``.
+        """
+        sp = self.space
+        return [
+            i for i, eff in enumerate(self.effective)
+            if eff == sp.false and (self._match(self.ruleset.rules[i]) & sp.valid_shape) != sp.false
+        ]
 
     def shadowing_rule(self, index: int, limit: int = 2000) -> int | None:
         """An earlier rule that alone covers rule ``index`` (the usual cause of shadowing), if any."""
