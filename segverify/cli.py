@@ -111,5 +111,59 @@ def replay(topology: str, captures: tuple[str, ...], fmt: str, output: str | Non
     run(action, fmt, output, lang)
 
 
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--format", "config_format", required=True, help="The vendor format (iptables-save, …).")
+@click.option("--interfaces", default="", help="Comma-separated interface names the topology would give "
+              "(what -i/-o, zones or nameif names are matched against).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rules as JSON.")
+def rules(config: str, config_format: str, interfaces: str, as_json: bool) -> None:
+    """Print the rules segverify understood from a vendor CONFIG, in its own normalised form."""
+    import json
+
+    from .importers import FORMATS, get_importer
+    from .model.rules import describe
+
+    try:
+        importer = get_importer(config_format)
+        if importer is None:
+            raise InputError(config, f"unknown config format {config_format!r} (known: {', '.join(FORMATS)})")
+        if not os.path.isfile(config):
+            raise InputError(config, "file not found")
+        names = [n.strip() for n in interfaces.split(",") if n.strip()]
+        ruleset = importer(config, names)
+    except InputError as exc:
+        click.echo(f"segverify: error: {exc}", err=True)
+        sys.exit(2)
+    rows = []
+    for r in ruleset.rules:
+        rows.append({
+            "id": r.id, "action": r.action,
+            "in": sorted(r.in_ifaces) if r.in_ifaces is not None else "any",
+            "out": sorted(r.out_ifaces) if r.out_ifaces is not None else "any",
+            "match": describe(r.match), "source": str(r.source or ""),
+            **({"name": r.name} if r.name else {}),
+            **({"approximation": r.approximation} if r.approximation else {}),
+        })
+    if as_json:
+        click.echo(json.dumps({"rules": rows, "default": ruleset.default}, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{escape(config)} ({config_format}): {len(rows)} rules, then default {ruleset.default}")
+    for col in ("id", "action", "in", "out", "match", "source"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        def iface(v: object) -> str:
+            return v if isinstance(v, str) else ",".join(v)  # type: ignore[arg-type]
+        match = row["match"] + (f"  [yellow](approximated: {escape(row['approximation'])})[/]"
+                                if "approximation" in row else "")
+        table.add_row(escape(row["id"]), row["action"], escape(iface(row["in"])), escape(iface(row["out"])),
+                      escape(row["match"]) if "approximation" not in row else match, escape(row["source"]))
+    Console(highlight=False, width=160).print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -94,6 +94,51 @@ def any_of(*parts: Expr) -> Expr:
     return kept[0] if len(kept) == 1 else Or(kept)
 
 
+def describe(expr: Expr) -> str:
+    """A match in words an engineer reads at a glance: ``tcp dst 10.3.0.10 dport 3389``."""
+    from .addresses import describe_addresses
+
+    if expr == TRUE:
+        return "any"
+    if expr == FALSE:
+        return "nothing"
+    if isinstance(expr, FieldIn):
+        if expr.field in ("src", "dst"):
+            return f"{expr.field} {_describe_addresses(expr.values, describe_addresses)}"
+        if expr.field == "proto":
+            return "/".join(PROTO_NAMES.get(lo, str(lo)) if lo == hi else f"{lo}-{hi}" for lo, hi in expr.values)
+        parts = ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in expr.values)
+        return f"{expr.field.replace('_', '-')} {parts}"
+    if isinstance(expr, And):
+        return " ".join(_paren(p) for p in expr.parts)
+    if isinstance(expr, Or):
+        return " or ".join(_paren(p) for p in expr.parts)
+    return f"not {_paren(expr.part)}"
+
+
+def _describe_addresses(values: IntervalSet, render) -> str:  # type: ignore[no-untyped-def]
+    """``ipv4``/``ipv6`` for a whole family, ``not X`` when the complement (within the families
+    present) is shorter to say, else the CIDRs."""
+    from .addresses import ALL_V4, ALL_V6
+
+    families = [fam for fam, name in ((ALL_V4, "ipv4"), (ALL_V6, "ipv6")) if values & fam]
+    names = {id(ALL_V4): "ipv4", id(ALL_V6): "ipv6"}
+    if families and all((values & fam) == fam for fam in families):
+        return " or ".join(names[id(f)] for f in families)
+    span = families[0]
+    for fam in families[1:]:
+        span = span | fam
+    rest = span - values
+    plain = render(values, limit=6)
+    negated = "not " + render(rest, limit=6)
+    return negated if len(rest.intervals) < len(values.intervals) else plain
+
+
+def _paren(expr: Expr) -> str:
+    text = describe(expr)
+    return f"({text})" if isinstance(expr, (And, Or)) and len(expr.parts) > 1 else text
+
+
 # --- packets -----------------------------------------------------------------------------------
 
 
