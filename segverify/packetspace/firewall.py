@@ -23,6 +23,7 @@ class CompiledRuleSet:
     effective: list[BDD]  # per rule: what it decides (its match minus all above), interfaces included
     decided: BDD  # everything some rule matches; the rest falls to the default
     _hops: dict[tuple[str, str], BDD] = field(default_factory=dict)
+    _candidates: dict[tuple[str, str, str | None], list[int]] = field(default_factory=dict)
 
     def hop(self, in_iface: str, out_iface: str) -> BDD:
         """Packets let through from ``in_iface`` to ``out_iface`` (packet variables only)."""
@@ -56,15 +57,21 @@ class CompiledRuleSet:
         """
         false = self.space.false
         region_io = region & self.interfaces(in_iface, out_iface)
-        out: list[int] = []
-        for index, rule in enumerate(self.ruleset.rules):
-            if action is not None and rule.action != action:
-                continue
-            if not rule.applies(in_iface, out_iface):
-                continue
-            if (self.effective[index] & region_io) != false:
-                out.append(index)
-        return out
+        return [i for i in self.candidates(in_iface, out_iface, action) if (self.effective[i] & region_io) != false]
+
+    def candidates(self, in_iface: str, out_iface: str, action: str | None = None) -> list[int]:
+        """Rules that apply to this interface pair (with this action) and decide something at all."""
+        key = (in_iface, out_iface, action)
+        hit = self._candidates.get(key)
+        if hit is None:
+            false = self.space.false
+            hit = [
+                i for i, rule in enumerate(self.ruleset.rules)
+                if (action is None or rule.action == action) and rule.applies(in_iface, out_iface)
+                and self.effective[i] != false
+            ]
+            self._candidates[key] = hit
+        return hit
 
     def shadowed(self) -> list[int]:
         """Indices of rules that could match some packet but never get to: earlier rules take all of it.

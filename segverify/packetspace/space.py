@@ -227,7 +227,7 @@ class PacketSpace:
     def is_empty(self, u: BDD) -> bool:
         return (u & self.valid) == self.false
 
-    def count(self, u: BDD, exact_limit: int = 20_000) -> tuple[int, bool]:
+    def count(self, u: BDD, exact_limit: int = 5_000) -> tuple[int, bool]:
         """Number of valid packets in ``u`` (which must not depend on interface variables), and
         whether it is exact: exact up to ``exact_limit`` BDD nodes, above that CUDD's
         floating-point count (correct to about 15 significant digits)."""
