@@ -112,12 +112,33 @@ def test_unsanitized_and_denied(city, tmp_path):
     assert report["flows"][0]["denied_by_rules"] is True
 
 
-def test_channel_flow_is_covered_but_content_not_yet_proven(city, tmp_path):
-    code, report = replay(city, cap(tmp_path, "rdp.pcap", session("10.2.0.21", "10.3.0.10", 50002, 3389)))
+RDP_REQUEST = bytes.fromhex("030000130ee000000000000100080003000000")  # TPKT + X.224 CR + RDP_NEG_REQ
+RDP_CONFIRM = bytes.fromhex("030000130ed000001234000200080002000000")  # X.224 CC selecting HYBRID
+
+
+def rdp_session(src: str, dst: str, sport: int):
+    pkts = session(src, dst, sport, 3389, RDP_REQUEST)
+    pkts[4][TCP].remove_payload()
+    pkts[4] = pkts[4] / RDP_CONFIRM
+    return pkts
+
+
+def test_real_screen_transfer_on_its_channel_is_compliant(city, tmp_path):
+    code, report = replay(city, cap(tmp_path, "rdp.pcap", rdp_session("10.2.0.21", "10.3.0.10", 50002)))
     assert verdicts(report) == {("10.2.0.21", "10.3.0.10", 3389): "channel:vb"}
-    assert report["findings"] == []
-    # never optimistic: address and port alone do not prove the flow was screen transfer
-    assert code == 3 and report["status"] == "incomplete"
+    assert (code, report["status"], report["findings"]) == (0, "compliant", [])
+    assert any(n.startswith("content: rdp") for n in report["flows"][0]["notes"])
+
+
+def test_anything_else_on_a_screen_transfer_channel_is_a_mismatch(city, tmp_path):
+    tunnel = session("10.2.0.21", "10.3.0.10", 50010, 3389, b"SSH-2.0-OpenSSH_9.6\r\n")
+    code, report = replay(city, cap(tmp_path, "ssh.pcap", tunnel))
+    (f,) = report["findings"]
+    assert (f["code"], f["severity"], f["channel"], f["recognised"]) == ("PROTOCOL_MISMATCH", "high", "vb", "ssh")
+    assert f["flow"]["dport"] == 3389 and code == 1
+    junk = session("10.2.0.21", "10.3.0.10", 50011, 3389, b"hello")
+    code, report = replay(city, cap(tmp_path, "junk.pcap", junk))
+    assert [x["code"] for x in report["findings"]] == ["PROTOCOL_MISMATCH"]  # unknown is not proof
 
 
 def test_intra_family_traffic_is_compliant(city, tmp_path):
@@ -185,7 +206,7 @@ def test_not_a_capture_is_bad_input(city, tmp_path):
 
 
 def test_report_is_deterministic(city, tmp_path):
-    pkts = session("10.1.0.7", "10.2.0.21", 50008, 445) + session("10.2.0.1", "10.3.0.10", 1, 3389)
+    pkts = session("10.1.0.7", "10.2.0.21", 50008, 445) + rdp_session("10.2.0.1", "10.3.0.10", 1)
     c = cap(tmp_path, "x.pcap", pkts)
     a = CliRunner().invoke(main, ["replay", str(city), str(c), "--format", "json"]).stdout
     b = CliRunner().invoke(main, ["replay", str(city), str(c), "--format", "json"]).stdout
@@ -214,3 +235,159 @@ segments:
     assert v[("10.10.1.4", "74.53.140.153", 25)] == "UNSANITIZED_FLOW"
     assert report["stats"]["flows"] == len(report["flows"]) == 9  # tshark's 8 TCP/UDP conversations + 1 ICMP flow
     assert code == 1
+
+
+R30 = "      - {id: r30, action: allow, from: p2, to: p4}\n"
+MAIL_TOPOLOGY = TOPOLOGY.replace(
+    "  - {name: vb1, addresses: [10.3.0.10]}\n",
+    "  - {name: vb1, addresses: [10.3.0.10]}\n  - {name: mailsan, addresses: [10.3.9.25, \"fd00:3::25\"]}\n"
+    "  - {name: lgmail, addresses: [10.2.0.25, \"fd00:2::25\"]}\n",
+).replace("[10.2.0.0/16]", "[10.2.0.0/16, \"fd00:2::/48\"]").replace(
+    "[10.3.0.0/16]", "[10.3.0.0/16, \"fd00:3::/48\"]").replace("channels:\n", """channels:
+  - name: mail
+    kind: mail-text
+    sanitizer: mailsan
+    inbound: {peers: [inet], ports: [tcp/25]}
+    outbound: {peers: [lg], ports: [tcp/25]}
+""").replace(R30, R30 + """\
+      - {id: r40, action: allow, from: p3, to: p2, src: mailsan, dst: lgmail, proto: tcp, dport: 25}
+""")
+
+
+def conversation(src: str, dst: str, sport: int, dport: int, turns: list[tuple[str, bytes]]):
+    """A TCP connection carrying ``turns`` (("c", bytes) from the client, ("s", bytes) from the server)."""
+    e = Ether()
+    c, s = 100, 9000
+    pkts = [e / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="S", seq=c),
+            e / IP(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="SA", seq=s, ack=c + 1)]
+    c, s = c + 1, s + 1
+    for who, data in turns:
+        if who == "c":
+            pkts.append(e / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="PA", seq=c, ack=s) / data)
+            c += len(data)
+        else:
+            pkts.append(e / IP(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="PA", seq=s, ack=c) / data)
+            s += len(data)
+    pkts.append(e / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="FA", seq=c, ack=s))
+    return pkts
+
+
+def smtp(message: bytes) -> list[tuple[str, bytes]]:
+    return [("s", b"220 lgmail ESMTP\r\n"), ("c", b"EHLO mailsan\r\n"), ("s", b"250 lgmail\r\n"),
+            ("c", b"MAIL FROM:<gw@example.jp>\r\n"), ("s", b"250 ok\r\n"), ("c", b"RCPT TO:<staff@city.lg.jp>\r\n"),
+            ("s", b"250 ok\r\n"), ("c", b"DATA\r\n"), ("s", b"354 go\r\n"), ("c", message + b"\r\n.\r\n"),
+            ("s", b"250 queued\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")]
+
+
+TEXT_MAIL = b"From: gw@example.jp\r\nTo: staff@city.lg.jp\r\nSubject: hi\r\n\r\nplain text only\r\n"
+ATTACHED_MAIL = (
+    b"From: gw@example.jp\r\nTo: staff@city.lg.jp\r\nSubject: invoice\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+    b"--b1\r\nContent-Type: application/vnd.ms-excel\r\nContent-Disposition: attachment; filename=\"invoice.xls\"\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n0M8R4KGxGuE=\r\n--b1--\r\n"
+)
+
+
+@pytest.fixture
+def mail_city(tmp_path: Path) -> Path:
+    p = tmp_path / "mail.yaml"
+    p.write_text(MAIL_TOPOLOGY, encoding="utf-8")
+    return p
+
+
+def test_text_only_mail_on_the_outbound_leg_is_compliant(mail_city, tmp_path):
+    pkts = conversation("10.3.9.25", "10.2.0.25", 40100, 25, smtp(TEXT_MAIL))
+    code, report = replay(mail_city, cap(tmp_path, "m.pcap", pkts))
+    assert report["flows"][0]["verdict"] == "channel:mail"
+    assert (code, report["findings"]) == (0, [])
+
+
+def test_attachment_on_the_outbound_leg_is_mail_not_text(mail_city, tmp_path):
+    pkts = conversation("10.3.9.25", "10.2.0.25", 40101, 25, smtp(ATTACHED_MAIL))
+    code, report = replay(mail_city, cap(tmp_path, "m.pcap", pkts))
+    (f,) = report["findings"]
+    assert (f["code"], f["severity"], f["channel"], f["mail_from"]) == ("MAIL_NOT_TEXT", "high", "mail",
+                                                                        "gw@example.jp")
+    assert [(p["content_type"], p["filename"]) for p in f["parts"]] == [("application/vnd.ms-excel", "invoice.xls")]
+    assert code == 1
+
+
+def test_starttls_on_the_outbound_leg_is_incomplete(mail_city, tmp_path):
+    turns = [("s", b"220 lgmail ESMTP\r\n"), ("c", b"EHLO mailsan\r\n"), ("s", b"250-lgmail\r\n250 STARTTLS\r\n"),
+             ("c", b"STARTTLS\r\n"), ("s", b"220 go ahead\r\n"), ("c", bytes.fromhex("160301002a") + bytes(42))]
+    pkts = conversation("10.3.9.25", "10.2.0.25", 40102, 25, turns)
+    code, report = replay(mail_city, cap(tmp_path, "tls.pcap", pkts))
+    assert (code, report["status"]) == (3, "incomplete")
+    assert any("could not be inspected" in r for r in report["stats"]["incomplete"])
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present beside the repository")
+def test_real_message_with_attachment_is_mail_not_text(mail_city, tmp_path):
+    """Zeek's smtp-attachment-msg.pcap (a message carrying test.msg), its loopback addresses moved
+    onto the mail sanitizer and the LG mail server so that it crosses the outbound leg."""
+    from scapy.all import IPv6, rdpcap
+
+    pkts = rdpcap(str(CORPUS / "smtp-attachment-msg.pcap"))
+    for p in pkts:
+        ip = p[IPv6]
+        to_server = p[TCP].dport == 25
+        ip.src, ip.dst = ("fd00:3::25", "fd00:2::25") if to_server else ("fd00:2::25", "fd00:3::25")
+        del p[TCP].chksum
+    code, report = replay(mail_city, cap(tmp_path, "real.pcap", pkts))
+    (f,) = [f for f in report["findings"] if f["code"] == "MAIL_NOT_TEXT"]
+    assert ("message/rfc822", "test.msg") in [(p["content_type"], p["filename"]) for p in f["parts"]]
+    assert f["src_segment"] == "inet" and f["dst_segment"] == "lg"
+
+
+FILE_TOPOLOGY = TOPOLOGY.replace(
+    "  - {name: vb1, addresses: [10.3.0.10]}\n",
+    "  - {name: vb1, addresses: [10.3.0.10]}\n  - {name: cdr1, addresses: [10.3.9.5]}\n",
+).replace("channels:\n", """channels:
+  - name: files
+    kind: file-sanitization
+    sanitizer: cdr1
+    inbound: {peers: [inet], ports: [tcp/443]}
+    outbound: {peers: [lg], ports: [tcp/80, tcp/443]}
+""").replace(R30, R30 + """\
+      - {id: r50, action: allow, from: p2, to: p3, src: lg, dst: cdr1, proto: tcp, dport: [80, 443]}
+""")
+
+PE = b"MZ" + bytes(58) + (64).to_bytes(4, "little") + b"PE\x00\x00" + bytes(200)
+
+
+def download(name: str, body: bytes, ctype: bytes = b"application/octet-stream"):
+    request = f"GET /out/{name} HTTP/1.1\r\nHost: cdr1\r\n\r\n".encode()
+    response = (b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return [("c", request), ("s", response)]
+
+
+@pytest.fixture
+def file_city(tmp_path: Path) -> Path:
+    p = tmp_path / "files.yaml"
+    p.write_text(FILE_TOPOLOGY, encoding="utf-8")
+    return p
+
+
+def test_executable_from_the_sanitizer_is_not_sanitized(file_city, tmp_path):
+    pkts = conversation("10.2.0.21", "10.3.9.5", 40200, 80, download("report.pdf", PE))
+    code, report = replay(file_city, cap(tmp_path, "f.pcap", pkts))
+    (f,) = report["findings"]
+    assert (f["code"], f["severity"], f["channel"], f["filename"]) == ("FILE_NOT_SANITIZED", "high", "files",
+                                                                        "report.pdf")
+    assert f["kind"].lower().startswith("pe") or "PE" in " ".join(f["reasons"])
+    assert code == 1
+
+
+def test_clean_file_from_the_sanitizer_is_compliant(file_city, tmp_path):
+    pkts = conversation("10.2.0.21", "10.3.9.5", 40201, 80, download("memo.txt", b"sanitized text\n", b"text/plain"))
+    code, report = replay(file_city, cap(tmp_path, "f.pcap", pkts))
+    assert (code, report["findings"]) == (0, [])
+
+
+def test_encrypted_file_leg_is_incomplete(file_city, tmp_path):
+    hello = bytes.fromhex("16030100310100002d0303") + bytes(32) + bytes.fromhex("000002002f0100")
+    pkts = conversation("10.2.0.21", "10.3.9.5", 40202, 443, [("c", hello)])
+    code, report = replay(file_city, cap(tmp_path, "f.pcap", pkts))
+    assert (code, report["status"]) == (3, "incomplete")
+    assert any("could not be inspected" in r for r in report["stats"]["incomplete"])

@@ -203,13 +203,11 @@ def replay(topo: Topology, captures: Sequence[str]) -> Result:
     if real_damage:
         findings += damage_findings(real_damage)
         incomplete.append(f"{len(real_damage)} damaged region(s) in the captures: what they held was not judged")
-    screen = [v for v in verdicts if v.verdict.startswith("channel:")]
-    unverified = [v for v in screen if _channel(topo, v.verdict).kind != "cloud-direct"]
-    if unverified:
-        incomplete.append(
-            f"{len(unverified)} flow(s) on sanitization channels were matched by address and port only: "
-            "their content (protocol, mail, files) was not inspected by this version"
-        )
+    from .inspect import inspect_channels
+
+    inspection = inspect_channels(topo, verdicts, captures)
+    findings += inspection.findings
+    incomplete += inspection.incomplete
     findings.sort(key=Finding.sort_key)
     stats = dict(stats)
     stats.update({
@@ -223,11 +221,6 @@ def replay(topo: Topology, captures: Sequence[str]) -> Result:
     inputs = list(topo.inputs) + list(captures)
     return Result("replay", findings, inputs, stats, incomplete, title=topo.name,
                   extra={"model": topo.model, "flows": [v.to_json() for v in order]})
-
-
-def _channel(topo: Topology, verdict: str) -> Channel:
-    name = verdict.split(":", 1)[1]
-    return next(c for c in topo.channels if c.name == name)
 
 
 def flow_findings(judge: Judge, verdicts: list[FlowVerdict]) -> list[Finding]:
