@@ -391,3 +391,67 @@ def test_encrypted_file_leg_is_incomplete(file_city, tmp_path):
     code, report = replay(file_city, cap(tmp_path, "f.pcap", pkts))
     assert (code, report["status"]) == (3, "incomplete")
     assert any("could not be inspected" in r for r in report["stats"]["incomplete"])
+
+
+REAL_SCREEN = {
+    # capture: (client, server, protocol, port spec)
+    "rdp-to-ssl.pcap": ("192.168.1.200", "192.168.1.150", "rdp", "tcp/3389"),
+    "rdp-proprietary-encryption.pcap": ("172.21.128.16", "10.226.24.52", "rdp", "tcp/3389"),
+    "vnc-mac-to-linux.pcap": ("192.168.2.115", "192.168.2.125", "vnc", "tcp/5900-5901"),
+    "vncmac.pcap": ("192.168.2.115", "192.168.2.16", "vnc", "tcp/5900-5901"),
+}
+
+
+def screen_topology(tmp_path: Path, client: str, server: str, protocol: str, ports: str) -> Path:
+    p = tmp_path / "screen.yaml"
+    p.write_text(f"""\
+version: 1
+name: real screen transfer
+segments:
+  - {{name: lg, kind: lgwan, cidrs: ["{client}"]}}
+  - {{name: inet, kind: internet, cidrs: ["{server}"]}}
+  - {{name: public, kind: public, cidrs: [0.0.0.0/0, "::/0"]}}
+hosts:
+  - {{name: vb, addresses: ["{server}"]}}
+channels:
+  - {{name: screen, kind: screen-transfer, protocol: {protocol}, clients: [lg], servers: [vb], ports: [{ports}]}}
+""", encoding="utf-8")
+    return p
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present beside the repository")
+@pytest.mark.parametrize("name", sorted(REAL_SCREEN))
+def test_real_screen_transfer_sessions_are_recognised(tmp_path, name):
+    client, server, protocol, ports = REAL_SCREEN[name]
+    code, report = replay(screen_topology(tmp_path, client, server, protocol, ports), CORPUS / name)
+    on_channel = [f for f in report["flows"] if f["verdict"] == "channel:screen"]
+    assert on_channel, report["flows"]
+    assert all(any(n.startswith(f"content: {protocol}") or n.startswith("content: empty") for n in f["notes"])
+               for f in on_channel)
+    assert any(any(n.startswith(f"content: {protocol}") for n in f["notes"]) for f in on_channel)
+    assert [f["code"] for f in report["findings"] if f["code"] == "PROTOCOL_MISMATCH"] == []
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present beside the repository")
+def test_real_rdp_declared_as_vnc_is_a_mismatch(tmp_path):
+    topo = screen_topology(tmp_path, "192.168.1.200", "192.168.1.150", "vnc", "tcp/3389")
+    code, report = replay(topo, CORPUS / "rdp-to-ssl.pcap")
+    mismatch = [f for f in report["findings"] if f["code"] == "PROTOCOL_MISMATCH"]
+    assert mismatch and mismatch[0]["recognised"] == "rdp" and code == 1
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present beside the repository")
+def test_real_rdp_udp_handshake_is_recognised(tmp_path):
+    """rdpeudp-handshake-success.pcap runs on ::1; its ends are moved onto two segments."""
+    from scapy.all import IPv6, rdpcap
+
+    pkts = rdpcap(str(CORPUS / "rdpeudp-handshake-success.pcap"))
+    for p in pkts:
+        to_server = p[UDP].dport == 3389
+        p[IPv6].src, p[IPv6].dst = ("fd00:2::21", "fd00:3::10") if to_server else ("fd00:3::10", "fd00:2::21")
+        del p[UDP].chksum
+    topo = screen_topology(tmp_path, "fd00:2::21", "fd00:3::10", "rdp", "udp/3389")
+    code, report = replay(topo, cap(tmp_path, "rdpudp.pcap", pkts))
+    (flow,) = [f for f in report["flows"] if f["verdict"] == "channel:screen"]
+    assert any(n.startswith("content: rdp-udp") for n in flow["notes"])
+    assert not [f for f in report["findings"] if f["code"] == "PROTOCOL_MISMATCH"]
