@@ -106,7 +106,7 @@ def replay(topology: str, captures: tuple[str, ...], fmt: str, output: str | Non
         from .analysis.replay import replay as run_replay
         from .topology.loader import load_topology
 
-        return run_replay(load_topology(topology), list(captures))
+        return run_replay(load_topology(topology), list(captures), show_progress=sys.stderr.isatty())
 
     run(action, fmt, output, lang)
 

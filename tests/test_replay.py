@@ -455,3 +455,14 @@ def test_real_rdp_udp_handshake_is_recognised(tmp_path):
     (flow,) = [f for f in report["flows"] if f["verdict"] == "channel:screen"]
     assert any(n.startswith("content: rdp-udp") for n in flow["notes"])
     assert not [f for f in report["findings"] if f["code"] == "PROTOCOL_MISMATCH"]
+
+
+def test_progress_bar_path_gives_the_same_result(city, tmp_path, capsys):
+    from segverify.analysis.replay import replay as run_replay
+    from segverify.report.json_report import render_json
+    from segverify.topology.loader import load_topology
+
+    c = cap(tmp_path, "p.pcap", session("10.1.0.7", "10.2.0.21", 50020, 445))
+    quiet = render_json(run_replay(load_topology(str(city)), [str(c)]))
+    shown = render_json(run_replay(load_topology(str(city)), [str(c)], show_progress=True))
+    assert quiet == shown

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.progress import Progress
+
 from ..capture import Damage, Flow, FlowBuilder, iter_batches
 from ..errors import InputError
 from ..model.addresses import IntervalSet, int_to_addr
@@ -63,26 +65,49 @@ class FlowVerdict:
                 "established": f.established, "initiator_known": f.initiator_known}
 
 
-def read_captures(paths: Sequence[str]) -> tuple[list[Flow], list[Damage], dict[str, int]]:
+def read_captures(
+    paths: Sequence[str], progress: Progress | None = None
+) -> tuple[list[Flow], list[Damage], dict[str, int]]:
     """All captures as one observation: one flow table across every file."""
     builder = FlowBuilder()
     damage: list[Damage] = []
     for path in paths:
         if not os.path.isfile(path):
             raise InputError(path, "capture file not found")
+    task = (progress.add_task("reading", total=sum(os.path.getsize(p) for p in paths), packets=0)
+            if progress else None)
+    done = 0
+    for path in paths:
         mine: list[Damage] = []
         before = builder.packets
+        size = os.path.getsize(path)
         try:
             for batch in iter_batches(path, damage=mine):
                 builder.add(batch)
+                if progress is not None and task is not None and len(batch):
+                    # a gzip capture's offsets are in the decompressed stream: capped at the file size
+                    at = int(batch.pkts["pos"][-1])
+                    progress.update(task, completed=done + min(at, size), packets=builder.packets,
+                                    description=os.path.basename(path))
         except OSError as exc:
             raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+        done += size
         if mine and mine[0].offset == 0 and mine[0].reason.startswith("not a ") and builder.packets == before:
             raise InputError(path, f"not a pcap or pcapng capture ({mine[0].reason})")
         damage.extend(mine)
     stats = {"packets": builder.packets, "non_ip_packets": builder.non_ip,
              "unattributed_fragments": builder.unattributed_fragments}
     return builder.flows(), damage, stats
+
+
+def progress_bar() -> Progress:
+    """Files, bytes, packets and rate on stderr: a month of captures takes a while."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TextColumn("{task.fields[packets]:,} packets"), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
 
 
 class Judge:
@@ -191,9 +216,13 @@ def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport
     return False
 
 
-def replay(topo: Topology, captures: Sequence[str]) -> Result:
+def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False) -> Result:
     judge = Judge(topo)
-    flows, damage, stats = read_captures(captures)
+    if show_progress:
+        with progress_bar() as bar:
+            flows, damage, stats = read_captures(captures, bar)
+    else:
+        flows, damage, stats = read_captures(captures)
     verdicts = [judge.judge(f) for f in flows]
     findings: list[Finding] = []
     findings += flow_findings(judge, verdicts)
