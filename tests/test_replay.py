@@ -466,3 +466,13 @@ def test_progress_bar_path_gives_the_same_result(city, tmp_path, capsys):
     quiet = render_json(run_replay(load_topology(str(city)), [str(c)]))
     shown = render_json(run_replay(load_topology(str(city)), [str(c)], show_progress=True))
     assert quiet == shown
+
+
+def test_unattributed_fragments_make_the_result_incomplete(city, tmp_path):
+    from scapy.all import fragment
+
+    big = Ether() / IP(src="10.2.0.21", dst="172.16.5.5") / UDP(sport=4000, dport=4001) / (b"x" * 3000)
+    pkts = [Ether() / f for f in fragment(big[IP], fragsize=1000)]
+    code, report = replay(city, cap(tmp_path, "frag.pcap", pkts))
+    assert (code, report["status"]) == (3, "incomplete")
+    assert any("fragment" in r for r in report["stats"]["incomplete"])

@@ -232,6 +232,11 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False)
     if real_damage:
         findings += damage_findings(real_damage)
         incomplete.append(f"{len(real_damage)} damaged region(s) in the captures: what they held was not judged")
+    if stats.get("unattributed_fragments"):
+        incomplete.append(
+            f"{stats['unattributed_fragments']} IP fragment(s) could not be attributed to a flow (fragments are "
+            "not reassembled yet): their payload was not judged"
+        )
     from .inspect import inspect_channels
 
     inspection = inspect_channels(topo, verdicts, captures)
