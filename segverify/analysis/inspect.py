@@ -53,19 +53,25 @@ def outbound(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
     )
 
 
-def inspect_channels(topo: Topology, verdicts: Sequence[FlowVerdict], captures: Sequence[str]) -> Inspection:
-    channels = {c.name: c for c in topo.channels}
+def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
+                     captures: Sequence[str]) -> Inspection:
+    """Inspect every flow a permitted channel carries: a screen-transfer flow it covers, or a flow on
+    a sanitizer's outbound leg. Legs are the channel's, whatever the families: a dual-homed
+    sanitizer delivers to the LG side from its own LG address, a flow inside one family."""
+    from .replay import ch_covers
+
     work: list[tuple[FlowVerdict, Channel, str]] = []
     for v in verdicts:
-        if not v.verdict.startswith("channel:"):
+        if v.src_segment is None or v.dst_segment is None:
             continue
-        ch = channels[v.verdict.split(":", 1)[1]]
-        if ch.kind == "screen-transfer":
-            work.append((v, ch, "screen"))
-        elif ch.kind == "mail-text" and outbound(topo, ch, v):
-            work.append((v, ch, "mail"))
-        elif ch.kind == "file-sanitization" and outbound(topo, ch, v):
-            work.append((v, ch, "file"))
+        f = v.flow
+        for ch in channels:
+            if ch.kind == "screen-transfer" and ch_covers(topo, ch, f.src, f.dst, f.proto, f.dport):
+                work.append((v, ch, "screen"))
+                break
+            if ch.kind in ("mail-text", "file-sanitization") and outbound(topo, ch, v):
+                work.append((v, ch, "mail" if ch.kind == "mail-text" else "file"))
+                break
     out = Inspection()
     if not work:
         return out
@@ -90,8 +96,9 @@ def inspect_channels(topo: Topology, verdicts: Sequence[FlowVerdict], captures: 
             _mail(out, topo, ch, v, conn)
         else:
             _files(out, topo, ch, v, client, server, conn)
+    by_name = {c.name: c for c in channels}
     for (name, a, b, proto), members in sorted(mismatches.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        ch = channels[name]
+        ch = by_name[name]
         first, detail = members[0]
         n = len(members)
         seen = proto or "no recognisable protocol"
@@ -132,7 +139,9 @@ def _mail(out: Inspection, topo: Topology, ch: Channel, v: FlowVerdict, conn: ob
     client_addr = conn.client_endpoint[0]  # type: ignore[attr-defined]
     if client_addr not in sanitizer:
         return  # a peer sending mail to the sanitizer: outgoing mail, not what the channel sanitizes
-    for t in connection_transactions(conn):  # type: ignore[arg-type]
+    transactions = connection_transactions(conn)  # type: ignore[arg-type]
+    v.notes.append(f"content: smtp, {sum(1 for t in transactions if t.mode)} message(s) inspected")
+    for t in transactions:
         parts = transaction_findings(t)
         bad = [p for p in parts if p.content_type != UNINSPECTABLE]
         blind = [p for p in parts if p.content_type == UNINSPECTABLE]

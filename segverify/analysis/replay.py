@@ -239,7 +239,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False)
         )
     from .inspect import inspect_channels
 
-    inspection = inspect_channels(topo, verdicts, captures)
+    inspection = inspect_channels(topo, judge.channels, verdicts, captures)
     findings += inspection.findings
     incomplete += inspection.incomplete
     findings.sort(key=Finding.sort_key)
