@@ -22,6 +22,7 @@ class CompiledRuleSet:
     allowed: BDD  # over interface and packet variables
     effective: list[BDD]  # per rule: what it decides (its match minus all above), interfaces included
     decided: BDD  # everything some rule matches; the rest falls to the default
+    matches: list[BDD]  # per rule: its own match (interfaces included), restricted to real packets
     _hops: dict[tuple[str, str], BDD] = field(default_factory=dict)
     _candidates: dict[tuple[str, str, str | None], list[int]] = field(default_factory=dict)
 
@@ -79,23 +80,17 @@ class CompiledRuleSet:
         A rule whose own match is empty (one that only accepts replies, say) is not shadowed: it
         matches no initiating packet by design. See ``never_matching``.
         """
-        sp = self.space
-        return [
-            i for i, eff in enumerate(self.effective)
-            if eff == sp.false and (self._match(self.ruleset.rules[i]) & sp.valid_shape) != sp.false
-        ]
+        false = self.space.false
+        return [i for i, eff in enumerate(self.effective) if eff == false and self.matches[i] != false]
 
     def shadowing_rule(self, index: int, limit: int = 2000) -> int | None:
         """An earlier rule that alone covers rule ``index`` (the usual cause of shadowing), if any."""
-        sp = self.space
-        mine = self._match(self.ruleset.rules[index]) & sp.valid
+        false = self.space.false
+        mine = self.matches[index]
         for j in range(index - 1, max(-1, index - 1 - limit), -1):
-            if (mine & ~self._match(self.ruleset.rules[j])) == sp.false:
+            if (mine & ~self.matches[j]) == false:
                 return j
         return None
-
-    def _match(self, rule: Rule) -> BDD:
-        return rule_match(self.space, rule, self.iface_index)
 
 
 def rule_match(space: PacketSpace, rule: Rule, iface_index: dict[str, int]) -> BDD:
@@ -122,9 +117,11 @@ def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str])
     decided = space.false
     allowed = space.false
     effective: list[BDD] = []
+    matches: list[BDD] = []
     for rule in ruleset.rules:
         # Restricted to real packets, a rule's effective set is empty exactly when it is shadowed.
         m = rule_match(space, rule, iface_index) & space.valid_shape
+        matches.append(m)
         eff = m & ~decided
         if rule.action == "allow":
             allowed = allowed | eff
@@ -132,4 +129,4 @@ def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str])
         effective.append(eff)
     if ruleset.default == "allow":
         allowed = allowed | ~decided
-    return CompiledRuleSet(space, ruleset, iface_index, allowed, effective, decided)
+    return CompiledRuleSet(space, ruleset, iface_index, allowed, effective, decided, matches)
