@@ -112,6 +112,24 @@ def replay(topology: str, captures: tuple[str, ...], fmt: str, output: str | Non
 
 
 @main.command()
+@click.argument("before", type=click.Path(dir_okay=False))
+@click.argument("after", type=click.Path(dir_okay=False))
+@click.option("--firewall", help="Only the change of this firewall (the rest is taken from BEFORE).")
+@common
+def diff(before: str, after: str, firewall: str | None, fmt: str, output: str | None, lang: str) -> None:
+    """What AFTER opens or closes between families compared with BEFORE (exit 1: something opened
+    that no channel or exception declares)."""
+
+    def action() -> Result:
+        from .analysis.diff import diff as run_diff
+        from .topology.loader import load_topology
+
+        return run_diff(load_topology(before), load_topology(after), firewall)
+
+    run(action, fmt, output, lang)
+
+
+@main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--format", "config_format", required=True, help="The vendor format (iptables-save, …).")
 @click.option("--interfaces", default="", help="Comma-separated interface names the topology would give "

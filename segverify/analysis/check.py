@@ -51,8 +51,9 @@ class Context:
         return self.compiled[hop.device].hop(hop.in_iface, hop.out_iface)
 
 
-def build_context(topo: Topology) -> Context:
-    space = PacketSpace()
+def build_context(topo: Topology, space: PacketSpace | None = None) -> Context:
+    """Everything the analyses need; two topologies compared by ``diff`` share one packet space."""
+    space = space or PacketSpace()
     segmap = SegmentMap(topo.segments)
     net = build_graph(topo, segmap)
     compiled = {
