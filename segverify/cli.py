@@ -14,7 +14,7 @@ from . import __version__
 from .analysis.findings import Result
 from .errors import InputError
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "junit")
 
 
 def write_output(path: str, data: str, inputs: list[str]) -> None:
@@ -42,6 +42,14 @@ def emit(result: Result, fmt: str, output: str | None, lang: str) -> None:
         from .report.json_report import render_json
 
         data = render_json(result)
+    elif fmt == "sarif":
+        from .report.sarif import render_sarif
+
+        data = render_sarif(result)
+    elif fmt == "junit":
+        from .report.junit import render_junit
+
+        data = render_junit(result)
     else:
         from .report.text_report import render_text
 

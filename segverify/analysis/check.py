@@ -92,7 +92,12 @@ def check(topo: Topology) -> Result:
         ),
     }
     return Result("check", findings, list(topo.inputs), stats, title=topo.name,
-                  extra={"model": topo.model})
+                  extra={"model": topo.model}, context=report_context(topo))
+
+
+def report_context(topo: Topology) -> dict:
+    """What renderers need to list what passed as well as what failed (JUnit test cases)."""
+    return {"families": topo.segment_families(), "channels": [c.name for c in topo.channels]}
 
 
 # --- declarations ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .check import (
     path_json,
     pick_witness,
     reach_from,
+    report_context,
 )
 from .findings import Finding, Result
 
@@ -110,7 +111,7 @@ def diff(before: Topology, after: Topology, firewall: str | None = None) -> Resu
     if firewall is not None:
         stats["firewall"] = firewall
     return Result("diff", findings, inputs, stats, title=f"{before.name} → {after.name}",
-                  extra={"model": after.model})
+                  extra={"model": after.model}, context=report_context(after))
 
 
 def _families(before: Topology, after: Topology, a: str, b: str) -> tuple[str, str] | None:

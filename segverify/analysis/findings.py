@@ -81,6 +81,8 @@ class Result:
     incomplete: list[str] = field(default_factory=list)  # why the analysis could not cover everything
     title: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. replay's flows
+    # for renderers, not part of the JSON report: segment → family, the channels declared
+    context: dict[str, Any] = field(default_factory=dict)
 
     def input_hashes(self) -> list[tuple[str, str]]:
         """Each input with its sha256, so every report names exactly what it judged."""

@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..model.addresses import IntervalSet, int_to_addr
 from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
 from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
-from .check import Context, build_context, judge_channels, judge_exceptions, reach_from
+from .check import Context, build_context, judge_channels, judge_exceptions, reach_from, report_context
 from .findings import Finding, Result
 
 MAX_EXAMPLES = 5
@@ -254,7 +254,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False)
                                             v.flow.proto, v.flow.reuse))
     inputs = list(topo.inputs) + list(captures)
     return Result("replay", findings, inputs, stats, incomplete, title=topo.name,
-                  extra={"model": topo.model, "flows": [v.to_json() for v in order]})
+                  extra={"model": topo.model, "flows": [v.to_json() for v in order]}, context=report_context(topo))
 
 
 def flow_findings(judge: Judge, verdicts: list[FlowVerdict]) -> list[Finding]:
