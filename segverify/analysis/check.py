@@ -289,40 +289,36 @@ def legitimate_set(ctx: Context, channels: list[Channel], exceptions: list) -> B
 def reach_from(ctx: Context, source: str, stop: frozenset[str] = frozenset()) -> dict[str, BDD]:
     """Packets from ``source`` that can arrive in each segment (a fixpoint: cycles are fine).
     Nothing is forwarded onward from the segments in ``stop``."""
-    sp = ctx.space
-    reach: dict[str, BDD] = {source: ctx.src_sets[source]}
-    queue = deque([source])
-    while queue:
-        seg = queue.popleft()
-        if seg in stop and seg != source:
-            continue
-        for hop in ctx.net.hops_from(seg):
-            new = reach[seg] & ctx.hop_set(hop)
-            old = reach.get(hop.dst, sp.false)
-            merged = old | new
-            if merged != old:
-                reach[hop.dst] = merged
-                queue.append(hop.dst)
-    return reach
+    return _fixpoint(ctx, source, ctx.src_sets[source], forward=True, stop=stop)
 
 
 def coreach_to(ctx: Context, target: str) -> dict[str, BDD]:
     """Packets that can go from each segment on to ``target`` and be delivered there."""
+    return _fixpoint(ctx, target, ctx.dst_sets[target], forward=False)
+
+
+def _fixpoint(ctx: Context, start: str, initial: BDD, forward: bool,
+              stop: frozenset[str] = frozenset()) -> dict[str, BDD]:
+    """Propagate a packet set over the hops (forward: along them; backward: against them) until
+    nothing changes. Each segment's set only grows, and BDD equality makes the test exact."""
     sp = ctx.space
-    co: dict[str, BDD] = {target: ctx.dst_sets[target]}
-    queue = deque([target])
+    sets: dict[str, BDD] = {start: initial}
+    hops_by_seg: dict[str, list[Hop]] = {}
+    for hop in ctx.net.hops:
+        hops_by_seg.setdefault(hop.src if forward else hop.dst, []).append(hop)
+    queue = deque([start])
     while queue:
         seg = queue.popleft()
-        for hop in ctx.net.hops:
-            if hop.dst != seg:
-                continue
-            new = co[seg] & ctx.hop_set(hop)
-            old = co.get(hop.src, sp.false)
-            merged = old | new
+        if seg in stop and seg != start:
+            continue
+        for hop in hops_by_seg.get(seg, []):
+            nxt = hop.dst if forward else hop.src
+            old = sets.get(nxt, sp.false)
+            merged = old | (sets[seg] & ctx.hop_set(hop))
             if merged != old:
-                co[hop.src] = merged
-                queue.append(hop.src)
-    return co
+                sets[nxt] = merged
+                queue.append(nxt)
+    return sets
 
 
 def concrete_path(ctx: Context, packet: Packet, source: str, target: str,
