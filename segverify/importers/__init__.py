@@ -26,7 +26,7 @@ FORMATS: dict[str, str | None] = {
     "nftables": None,
     "nftables-json": None,
     "fortios": None,
-    "cisco-asa": None,
+    "cisco-asa": "cisco_asa",
     "panos": None,
     "junos": None,
     "yamaha-rtx": None,
