@@ -27,7 +27,7 @@ FORMATS: dict[str, str | None] = {
     "nftables-json": None,
     "fortios": None,
     "cisco-asa": "cisco_asa",
-    "panos": None,
+    "panos": "panos",
     "junos": None,
     "yamaha-rtx": None,
 }
