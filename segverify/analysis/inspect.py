@@ -77,7 +77,13 @@ def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequ
         return out
     tcp = {_key(v) for v, _, _ in work if v.flow.proto == 6}
     udp = {_key(v) for v, _, _ in work if v.flow.proto == 17}
-    got = collect(captures, tcp, udp)
+    screen = {_key(v) for v, _, what in work if what == "screen"}
+
+    def caps(key: frozenset[tuple[int, int]]) -> dict[str, int | bool]:
+        # a recogniser reads the first bytes only: keep no more of a screen-transfer session
+        return {"max_bytes": 2 * MAX_FIRST_BYTES, "max_buffer": 64 * 1024} if key in screen else {}
+
+    got = collect(captures, tcp, udp, caps_for=caps)
     mismatches: dict[tuple, list[tuple[FlowVerdict, str]]] = {}
     for v, ch, what in work:
         client, server, conn = _streams(got, v)

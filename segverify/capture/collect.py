@@ -7,7 +7,7 @@ Python-level work (records, reassembly) is proportional to the inspected traffic
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,20 +35,50 @@ class Collected:
     udp: dict[frozenset[Endpoint], UdpExchange]
 
 
-def collect(paths: Sequence[str], tcp: Iterable[frozenset[Endpoint]], udp: Iterable[frozenset[Endpoint]]) -> Collected:
-    """Reassemble the TCP connections and gather the UDP exchanges between the given endpoint pairs."""
+def _pair_hash_py(key: frozenset[Endpoint]) -> int:
+    """The hash :func:`_pair_hash` computes for a packet, for one endpoint pair (either direction)."""
+    out = 0
+    for addr, port in key:
+        low = addr & 0xFFFFFFFF if addr < (1 << 32) else (addr & _U64) ^ ((addr >> 64) & _U64)
+        out ^= ((low * _P1) + port * _P2) & _U64
+    return out
+
+
+def _pair_hash(p: np.ndarray) -> np.ndarray:
+    """A hash of the unordered endpoint pair of every packet, vectorised: equal for both directions
+    (XOR of the two ends), so one array test keeps a flow's packets whichever way they go."""
+    with np.errstate(over="ignore"):
+        v6 = p["family"] == 6
+        src = np.where(v6, p["src6lo"] ^ p["src6hi"], p["src4"].astype(np.uint64))
+        dst = np.where(v6, p["dst6lo"] ^ p["dst6hi"], p["dst4"].astype(np.uint64))
+        a = src * np.uint64(_P1) + p["sport"].astype(np.uint64) * np.uint64(_P2)
+        b = dst * np.uint64(_P1) + p["dport"].astype(np.uint64) * np.uint64(_P2)
+        return a ^ b
+
+
+_U64 = (1 << 64) - 1
+_P1 = 0x9E3779B97F4A7C15
+_P2 = 0xC2B2AE3D27D4EB4F
+
+
+def collect(paths: Sequence[str], tcp: Iterable[frozenset[Endpoint]], udp: Iterable[frozenset[Endpoint]],
+            caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None) -> Collected:
+    """Reassemble the TCP connections and gather the UDP exchanges between the given endpoint pairs.
+
+    ``caps_for`` gives each connection its reassembly limits (a recogniser that reads 4 KiB needs no
+    more kept)."""
     tcp_keys, udp_keys = set(tcp), set(udp)
-    ports = np.array(sorted({port for key in tcp_keys | udp_keys for _, port in key}), dtype=np.uint16)
+    wanted = np.array(sorted({_pair_hash_py(k) for k in tcp_keys | udp_keys}), dtype=np.uint64)
     udp_out: dict[frozenset[Endpoint], UdpExchange] = {}
 
     def candidates() -> Iterator[PacketRecord]:
-        if not len(ports):
+        if not len(wanted):
             return
         for path in paths:
             damage: list[Damage] = []  # already reported by the first pass
             for batch in iter_batches(path, damage=damage):
                 p = batch.pkts
-                mask = np.isin(p["sport"], ports) | np.isin(p["dport"], ports)
+                mask = np.isin(_pair_hash(p), wanted)  # collisions only let extra packets through
                 if not mask.any():
                     continue
                 for rec in batch_records(Batch(p[mask], batch.buf, batch.base)):
@@ -60,7 +90,7 @@ def collect(paths: Sequence[str], tcp: Iterable[frozenset[Endpoint]], udp: Itera
                     elif rec.proto == 17 and key in udp_keys:
                         _udp(udp_out, key, rec)
 
-    connections = reassemble(candidates())
+    connections = reassemble(candidates(), caps_for=caps_for)
     by_key: dict[frozenset[Endpoint], list[Connection]] = {}
     for conn in connections:
         by_key.setdefault(frozenset((conn.client_endpoint, conn.server_endpoint)), []).append(conn)

@@ -38,7 +38,7 @@ Why it looks like this:
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -446,7 +446,9 @@ class Connection:
             r.finish()
 
 
-def reassemble(packets: Iterable[PacketRecord], port: int | None = None, **caps: int | bool) -> list[Connection]:
+def reassemble(packets: Iterable[PacketRecord], port: int | None = None,
+               caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None,
+               **caps: int | bool) -> list[Connection]:
     """Reassemble every TCP connection in ``packets`` (only those with ``port`` at either end, if given).
 
     A pure SYN whose sequence number differs from the one that opened the connection on the same
@@ -470,7 +472,7 @@ def reassemble(packets: Iterable[PacketRecord], port: int | None = None, **caps:
             if r is not None and ((r.syn_seen and r.isn != rec.seq) or (not r.syn_seen and ended)):
                 conn = None  # a new connection on the same endpoints
         if conn is None:
-            conn = Connection.from_packet(rec, **caps)
+            conn = Connection.from_packet(rec, **(caps_for(key) if caps_for is not None else caps))
             current[key] = conn
             out.append(conn)
         else:
