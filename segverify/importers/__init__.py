@@ -25,7 +25,7 @@ FORMATS: dict[str, str | None] = {
     "iptables-save": "iptables",
     "nftables": None,
     "nftables-json": None,
-    "fortios": None,
+    "fortios": "fortios",
     "cisco-asa": "cisco_asa",
     "panos": "panos",
     "junos": None,
