@@ -29,7 +29,7 @@ FORMATS: dict[str, str | None] = {
     "cisco-asa": "cisco_asa",
     "panos": "panos",
     "junos": None,
-    "yamaha-rtx": None,
+    "yamaha-rtx": "yamaha_rtx",
 }
 
 
