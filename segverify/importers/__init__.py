@@ -28,7 +28,7 @@ FORMATS: dict[str, str | None] = {
     "fortios": "fortios",
     "cisco-asa": "cisco_asa",
     "panos": "panos",
-    "junos": None,
+    "junos": "junos",
     "yamaha-rtx": "yamaha_rtx",
 }
 
