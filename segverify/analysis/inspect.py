@@ -41,6 +41,8 @@ def _key(v: FlowVerdict) -> frozenset[tuple[int, int]]:
 
 
 def outbound(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
+    from .replay import ports_cover
+
     """Whether a flow of a sanitizer channel runs on its outbound leg (sanitizer ↔ outbound peers)."""
     leg: Leg | None = ch.outbound
     if leg is None or ch.sanitizer is None:
@@ -48,9 +50,8 @@ def outbound(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
     sanitizer = set(topo.hosts[ch.sanitizer].addresses)
     f = v.flow
     pairs = ((f.src, f.dst), (f.dst, f.src))
-    return any(a in sanitizer and b in leg.peers.addresses for a, b in pairs) and any(
-        spec.proto == f.proto and (spec.ports is None or f.dport in spec.ports) for spec in leg.ports
-    )
+    return any(a in sanitizer and b in leg.peers.addresses for a, b in pairs) and ports_cover(
+        leg.ports, f.proto, f.dport)
 
 
 def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],

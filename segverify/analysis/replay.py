@@ -161,7 +161,7 @@ class Judge:
 
     def coverage(self, src: int, dst: int, proto: int, dport: int) -> str | None:
         for ex in self.exceptions:
-            if _between(ex, src, dst) and _ports_cover(ex.ports, proto, dport, empty_means_all=True):
+            if _between(ex, src, dst) and ports_cover(ex.ports, proto, dport, empty_means_all=True):
                 return f"exception:{ex.name}"
         for ch in self.channels:
             if ch_covers(self.topo, ch, src, dst, proto, dport):
@@ -197,7 +197,7 @@ def _between(ex: ExceptionRule, src: int, dst: int) -> bool:
     return src in ex.src.addresses and dst in ex.dst.addresses
 
 
-def _ports_cover(specs: tuple[PortSpec, ...], proto: int, dport: int, empty_means_all: bool = False) -> bool:
+def ports_cover(specs: tuple[PortSpec, ...], proto: int, dport: int, empty_means_all: bool = False) -> bool:
     if not specs:
         return empty_means_all
     return any(spec.proto == proto and (spec.ports is None or dport in spec.ports) for spec in specs)
@@ -206,10 +206,10 @@ def _ports_cover(specs: tuple[PortSpec, ...], proto: int, dport: int, empty_mean
 def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport: int) -> bool:
     """Whether a permitted channel makes this initiating flow legal (direction and ports)."""
     if ch.clients is not None and ch.servers is not None:
-        return src in ch.clients.addresses and dst in ch.servers.addresses and _ports_cover(ch.ports, proto, dport)
+        return src in ch.clients.addresses and dst in ch.servers.addresses and ports_cover(ch.ports, proto, dport)
     sanitizer = set(topo.hosts[ch.sanitizer or ""].addresses)
     for leg in (ch.inbound, ch.outbound):
-        if leg is None or not _ports_cover(leg.ports, proto, dport):
+        if leg is None or not ports_cover(leg.ports, proto, dport):
             continue
         if (src in sanitizer and dst in leg.peers.addresses) or (dst in sanitizer and src in leg.peers.addresses):
             return True
