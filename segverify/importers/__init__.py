@@ -23,8 +23,8 @@ Importer = Callable[[str, Sequence[str]], RuleSet]
 # format name → module under segverify.importers (None: not implemented yet)
 FORMATS: dict[str, str | None] = {
     "iptables-save": "iptables",
-    "nftables": None,
-    "nftables-json": None,
+    "nftables": "nftables",
+    "nftables-json": "nftables_json",
     "fortios": "fortios",
     "cisco-asa": "cisco_asa",
     "panos": "panos",
