@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from importer_support import PROTOS, SPACE, bdd_allows, corpus_files, packet
 
 import segverify.importers
 from segverify.errors import InputError
@@ -23,38 +24,15 @@ from segverify.importers.cisco_asa import acl_ruleset, load
 from segverify.model.addresses import IntervalSet, addr_to_int, parse_prefix
 from segverify.model.rules import FALSE, TRUE, Packet, Rule, RuleSet
 from segverify.packetspace.firewall import compile_ruleset
-from segverify.packetspace.space import PacketSpace
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "configs" / "cisco-asa"
-SPACE = PacketSpace()  # one BDD manager for the module: managers are costly to create
-
-PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58, "ospf": 89, "gre": 47, "esp": 50}
-
-
-def corpus_file(name: str) -> Path:
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"corpus file {path} is not available")
-    return path
-
-
-def pkt(proto: str, src: str, dst: str, dport: int = 0, sport: int = 40000,
-        icmp: tuple[int, int] = (8, 0)) -> Packet:
-    p = PROTOS[proto]
-    if p in (6, 17):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, sport, dport)
-    if p in (1, 58):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, 0, 0, icmp[0], icmp[1])
-    return Packet(addr_to_int(src), addr_to_int(dst), p)
+corpus_file = corpus_files(CORPUS)
+pkt = partial(packet, icmp=(8, 0))
 
 
 @cache
 def compiled_for(ruleset: RuleSet, ifaces: tuple[str, ...]):
     return compile_ruleset(SPACE, ruleset, list(ifaces))
-
-
-def bdd_allows(compiled, p: Packet, i: str, o: str) -> bool:
-    return (SPACE.packet(p) & compiled.hop(i, o)) != SPACE.false
 
 
 def decide(ruleset: RuleSet, ifaces: tuple[str, ...], p: Packet, i: str, o: str) -> tuple[str, str | None]:

@@ -18,51 +18,29 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from importer_support import PROTOS, SPACE, bdd_allows, corpus_files, packet
 
 import segverify.importers
 from segverify.analysis.check import check
 from segverify.errors import InputError
 from segverify.importers import fortios
 from segverify.importers.fortios import load
-from segverify.model.addresses import addr_to_int
 from segverify.model.rules import FALSE, Packet, Rule, RuleSet
 from segverify.packetspace.firewall import compile_ruleset
-from segverify.packetspace.space import PacketSpace
 from segverify.topology.loader import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "configs" / "fortios"
-SPACE = PacketSpace()  # one BDD manager for the module: managers are costly to create
+corpus_file = corpus_files(CORPUS)
+pkt = packet
 
-PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132, "gre": 47, "esp": 50, "p254": 254}
 PORTS5 = ("port1", "port2", "port3", "port4", "port5")
-
-
-def corpus_file(name: str) -> Path:
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"corpus file {path} is not available (the shared corpus is not checked out)")
-    return path
-
-
-def pkt(proto: str, src: str, dst: str, dport: int = 0, sport: int = 40000,
-        icmp: tuple[int, int] = (0, 0)) -> Packet:
-    p = PROTOS[proto]
-    if p in (6, 17, 132):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, sport, dport)
-    if p in (1, 58):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, 0, 0, icmp[0], icmp[1])
-    return Packet(addr_to_int(src), addr_to_int(dst), p)
 
 
 @cache
 def imported(path: str, ifaces: tuple[str, ...]):
     ruleset = load(path, ifaces)
     return ruleset, compile_ruleset(SPACE, ruleset, list(ifaces))
-
-
-def bdd_allows(compiled, p: Packet, i: str, o: str) -> bool:
-    return (SPACE.packet(p) & compiled.hop(i, o)) != SPACE.false
 
 
 def check_cases(path: Path | str, ifaces: tuple[str, ...], cases) -> None:

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from importer_support import PROTOS, SPACE, bdd_allows, corpus_files, packet
 
 from segverify.errors import InputError
 from segverify.importers import get_importer, iptables
@@ -25,39 +26,16 @@ from segverify.importers.iptables import load
 from segverify.model.addresses import ALL_V4, IntervalSet, addr_to_int, parse_prefix
 from segverify.model.rules import FALSE, FieldIn, Packet, Rule, RuleSet, all_of
 from segverify.packetspace.firewall import compile_ruleset
-from segverify.packetspace.space import PacketSpace
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "configs" / "iptables"
-SPACE = PacketSpace()  # one BDD manager for the module: managers are costly to create
-
-PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "esp": 50, "gre": 47}
-
-
-def corpus_file(name: str) -> Path:
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"corpus file {path} is not available")
-    return path
-
-
-def pkt(proto: str, src: str, dst: str, dport: int = 0, sport: int = 40000,
-        icmp: tuple[int, int] = (0, 0)) -> Packet:
-    p = PROTOS[proto]
-    if p in (6, 17):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, sport, dport)
-    if p in (1, 58):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, 0, 0, icmp[0], icmp[1])
-    return Packet(addr_to_int(src), addr_to_int(dst), p)
+corpus_file = corpus_files(CORPUS)
+pkt = packet
 
 
 @cache
 def imported(path: str, ifaces: tuple[str, ...]):
     ruleset = load(path, ifaces)
     return ruleset, compile_ruleset(SPACE, ruleset, list(ifaces))
-
-
-def bdd_allows(compiled, p: Packet, i: str, o: str) -> bool:
-    return (SPACE.packet(p) & compiled.hop(i, o)) != SPACE.false
 
 
 def verdict(path: str, ifaces: tuple[str, ...], p: Packet, i: str, o: str) -> tuple[str, Rule | None]:

@@ -17,41 +17,18 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from importer_support import SPACE, bdd_allows, corpus_files, packet
 
 import segverify.importers
 from segverify.errors import InputError
 from segverify.importers import junos
 from segverify.importers.junos import load
-from segverify.model.addresses import addr_to_int
 from segverify.model.rules import Packet, Rule, RuleSet
 from segverify.packetspace.firewall import compile_ruleset
-from segverify.packetspace.space import PacketSpace
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "configs" / "junos"
-SPACE = PacketSpace()  # one BDD manager for the module: managers are costly to create
-
-PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "esp": 50, "gre": 47, "sctp": 132}
-
-
-def corpus_file(name: str) -> Path:
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"corpus file {path} is not available")
-    return path
-
-
-def pkt(proto: str, src: str, dst: str, dport: int = 0, sport: int = 40000,
-        icmp: tuple[int, int] = (0, 0)) -> Packet:
-    p = PROTOS[proto]
-    if p in (6, 17, 132):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, sport, dport)
-    if p in (1, 58):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, 0, 0, icmp[0], icmp[1])
-    return Packet(addr_to_int(src), addr_to_int(dst), p)
-
-
-def bdd_allows(compiled, p: Packet, i: str, o: str) -> bool:
-    return (SPACE.packet(p) & compiled.hop(i, o)) != SPACE.false
+corpus_file = corpus_files(CORPUS)
+pkt = packet
 
 
 def decide(ruleset: RuleSet, ifaces: tuple[str, ...], p: Packet, i: str, o: str) -> tuple[str, str | None]:

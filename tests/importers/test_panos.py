@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 import re
 import textwrap
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from importer_support import SPACE, bdd_allows, corpus_files, packet
 
 import segverify.importers
 from segverify.analysis.check import check
@@ -25,34 +26,12 @@ from segverify.importers.panos import load
 from segverify.model.addresses import IntervalSet, addr_to_int, parse_prefix
 from segverify.model.rules import FALSE, Packet, RuleSet
 from segverify.packetspace.firewall import compile_ruleset
-from segverify.packetspace.space import PacketSpace
 from segverify.topology.loader import load_topology
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "configs" / "panos"
+corpus_file = corpus_files(CORPUS)
+pkt = partial(packet, icmp=(8, 0))
 SAMPLE = "aerleon_sample_paloalto.xml"
-SPACE = PacketSpace()  # one BDD manager for the module: managers are costly to create
-
-PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132, "esp": 50}
-
-
-def corpus_file(name: str) -> Path:
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"corpus file {path} is not available")
-    return path
-
-
-def pkt(proto: str, src: str, dst: str, dport: int = 0, sport: int = 40000) -> Packet:
-    p = PROTOS[proto]
-    if p in (6, 17, 132):
-        return Packet(addr_to_int(src), addr_to_int(dst), p, sport, dport)
-    if p == 1:
-        return Packet(addr_to_int(src), addr_to_int(dst), p, 0, 0, 8, 0)
-    return Packet(addr_to_int(src), addr_to_int(dst), p)
-
-
-def bdd_allows(compiled, p: Packet, i: str, o: str) -> bool:
-    return (SPACE.packet(p) & compiled.hop(i, o)) != SPACE.false
 
 
 @cache
