@@ -191,5 +191,10 @@ def rules(config: str, config_format: str, interfaces: str, as_json: bool) -> No
     Console(highlight=False, width=160).print(table)
 
 
+from .cli_report import report as _report_command  # noqa: E402
+
+main.add_command(_report_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
