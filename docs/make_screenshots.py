@@ -4,6 +4,7 @@ drawing) of each bundled topology, in Japanese, rendered by Debian's chromium th
     python docs/make_screenshots.py
 
 The time in the report is fixed (SOURCE_DATE_EPOCH) so that re-running gives the same pictures.
+Needs a Japanese font, or the Japanese text renders as boxes: on Debian ``apt-get install fonts-ipafont-gothic``.
 """
 
 from __future__ import annotations
