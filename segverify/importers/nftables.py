@@ -47,8 +47,9 @@ Semantics of an initiating packet
     on each key (its keys cannot overlap); ``continue`` goes on. Loops and jumps deeper than the
     kernel's 16 levels are input errors.
   * ``iifname``/``oifname`` (``*`` wildcard, sets, ``!=``), ``iif``/``oif``: matched against the
-    topology's interface names. Before routing there is no output interface (``oifname`` is ""), in
-    postrouting no input interface, as in the kernel.
+    topology's interface names. Before routing there is no output interface (``oifname`` is ""); in
+    postrouting a routed packet still has its input interface (``ip_output`` hands it to the hook), and
+    only netdev egress chains have none, as in the kernel.
 
 Approximations (never optimistic; each marked on the rule with ``approximation``)
   * Matches the file does not determine (``limit``, ``quota``, marks, ``fib``, raw payload, TCP options,
@@ -204,6 +205,19 @@ class VMap:
     binops: tuple[tuple[str, Value], ...]
     data: tuple[tuple[Value, Verdict], ...] | VRef
     text: str
+
+
+def reject_dependency(kind: object) -> Match | None:
+    """The match nft puts in front of ``reject with KIND …`` (and leaves out of ``nft list``, text and
+    JSON alike): ``with tcp reset`` rejects only TCP, ``with icmp …`` only IPv4, ``with icmpv6 …`` only
+    IPv6; any other packet goes on to the next rule. (Found by the kernel oracle test: a rule
+    ``ip saddr != 70.0.0.0/8 reject with tcp reset`` was taken as rejecting UDP the kernel forwards.)"""
+    if kind == "tcp" or kind == "tcp reset":
+        return Match(("meta l4proto",), (), "implicit", VWord("tcp"), "meta l4proto tcp (implied by the reject)")
+    if kind in ("icmp", "icmpv6"):
+        fam = "ipv4" if kind == "icmp" else "ipv6"
+        return Match(("meta nfproto",), (), "implicit", VWord(fam), f"meta nfproto {fam} (implied by the reject)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -872,7 +886,10 @@ class RuleParser:
                 continue
             if terminal is not None:
                 raise self.err(f"{self.peek().text!r} after the verdict: only a comment may follow it")  # type: ignore[union-attr]
+            dep = reject_dependency(self.word(2)) if self.word() == "reject" and self.word(1) == "with" else None
             item = self.statement()
+            if dep is not None:
+                items.append(dep)
             items.append(item)
             if isinstance(item, Verdict) or (isinstance(item, Stmt) and item.kind in ("dnat", "snat",
                                                                                      "unknown-verdict")):
@@ -2156,7 +2173,9 @@ class Builder:
                         restrict = _and(restrict, _Iface(direction, names) if names else FALSE)
                 if base.type == "nat":
                     restrict = _and(restrict, _State(frozenset({"NEW"})))
-                ctx = _Ctx(table, no_in=hook in ("postrouting", "egress"), no_out=hook in ("prerouting", "ingress"))
+                # A routed packet keeps its input interface in postrouting (ip_output and ip6_output pass
+                # skb->dev to the hook as the input device; the kernel oracle test drops by iifname there).
+                ctx = _Ctx(table, no_in=hook == "egress", no_out=hook in ("prerouting", "ingress"))
                 out.append(_Stage(table, chain, base, (_HOOK_RANK[hook], base.priority, seq), family, states,
                                   restrict, ctx))
         if ignored:

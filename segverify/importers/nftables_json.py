@@ -52,6 +52,7 @@ from .nftables import (
     _read,
     _vtext,
     priority_value,
+    reject_dependency,
 )
 
 MAX_DEPTH = 64
@@ -216,6 +217,10 @@ class JsonReader:
             if items and (isinstance(items[-1], Verdict) or (isinstance(items[-1], Stmt) and items[-1].kind in (
                     "dnat", "snat", "unknown-verdict"))):
                 raise self.err("a statement after the verdict")
+            if isinstance(stmt, dict) and isinstance(stmt.get("reject"), dict):
+                dep = reject_dependency(stmt["reject"].get("type"))
+                if dep is not None:
+                    items.append(dep)
             items.append(self.statement(stmt))
         chain.rules.append(NRule(items, None, handle, comment, len(chain.rules) + 1, self.where))
 
