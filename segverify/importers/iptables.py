@@ -44,20 +44,17 @@ Approximations (never optimistic; each marked on the rule with ``approximation``
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
-import math
 import re
 import shlex
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
 from ..model.addresses import ALL_V4, ALL_V6, V6_BASE, IntervalSet
 from ..model.rules import (
     FALSE,
-    FIELD_BITS,
     PROTO_ICMP,
     PROTO_ICMPV6,
     PROTO_SCTP,
@@ -72,158 +69,36 @@ from ..model.rules import (
     Rule,
     RuleSet,
     SourceRef,
-    full_domain,
+)
+from .netfilter import (
+    ICMP_NEW_TYPES,
+    ICMP_TYPES,
+    ICMPV6_NEW_TYPES,
+    ICMPV6_TYPES,
+    ICMPV6_UNTRACKED_TYPES,
+    PROTO_DCCP,
+    PROTO_UDPLITE,
+    PROTOCOLS,
+    SERVICES,
+    Guards,
+    IExpr,
+    Iface,
+    Resolver,
+    State,
+    Unknown,
+    all_of_i,
+    and_i,
+    any_of_i,
+    collect_ifaces,
+    interface_classes,
+    not_i,
+    raw_states,
+    subst_ifaces,
+    subst_states,
 )
 
 MAX_FLAT_RULES = 200_000
 MAX_REASON = 300
-_INF = math.inf
-
-# --- internal expression atoms -----------------------------------------------------------------
-# The parser builds the model's And/Or/Not over FieldIn plus three atoms of its own. They are gone
-# from every rule this module returns: states are expanded, unknowns resolved by polarity, and
-# interface atoms split into interface classes.
-
-
-@dataclass(frozen=True)
-class _Unknown:
-    """A condition the file does not determine (an ipset's members, a MAC address, a rate …)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class _Iface:
-    """The packet's ingress (``in``) or egress (``out``) interface is one of ``names``."""
-
-    direction: str
-    names: frozenset[str]
-
-
-@dataclass(frozen=True)
-class _State:
-    """The packet's conntrack state is one of ``states``."""
-
-    states: frozenset[str]
-
-
-@dataclass(frozen=True, eq=False)
-class _Guards:
-    """The disjunction of the RETURN / goto conditions met so far in one chain invocation.
-
-    A persistent list (each node adds one term), so that the rules after the k-th RETURN share the
-    first k terms and resolving it costs one step per node rather than k per rule.
-    """
-
-    prev: _Guards | None
-    term: IExpr
-
-
-IExpr = object  # Expr | _Unknown | _Iface | _State | _Guards, nested in And/Or/Not
-
-
-def _and(*parts: IExpr) -> IExpr:
-    return all_of_i(parts)
-
-
-def all_of_i(parts: Iterable[IExpr]) -> IExpr:
-    kept: list[IExpr] = []
-    for p in parts:
-        if p == FALSE:
-            return FALSE
-        if p == TRUE:
-            continue
-        kept.append(p)
-    return kept[0] if len(kept) == 1 else And(tuple(kept))  # type: ignore[arg-type]
-
-
-def any_of_i(parts: Iterable[IExpr]) -> IExpr:
-    kept: list[IExpr] = []
-    for p in parts:
-        if p == TRUE:
-            return TRUE
-        if p == FALSE:
-            continue
-        kept.append(p)
-    return kept[0] if len(kept) == 1 else Or(tuple(kept))  # type: ignore[arg-type]
-
-
-def _not(p: IExpr) -> IExpr:
-    if p == TRUE:
-        return FALSE
-    if p == FALSE:
-        return TRUE
-    if isinstance(p, Not):
-        return p.part
-    return Not(p)  # type: ignore[arg-type]
-
-
-# --- vocabulary --------------------------------------------------------------------------------
-
-PROTOCOLS: dict[str, int] = {
-    "hopopt": 0, "icmp": 1, "igmp": 2, "ggp": 3, "ipencap": 4, "ipip": 94, "st": 5, "tcp": 6, "egp": 8,
-    "igp": 9, "pup": 12, "udp": 17, "hmp": 20, "xns-idp": 22, "rdp": 27, "iso-tp4": 29, "dccp": 33,
-    "xtp": 36, "ddp": 37, "idpr-cmtp": 38, "ipv6": 41, "ipv6-route": 43, "ipv6-frag": 44, "idrp": 45,
-    "rsvp": 46, "gre": 47, "esp": 50, "ah": 51, "skip": 57, "icmpv6": 58, "ipv6-icmp": 58,
-    "ipv6-nonxt": 59, "ipv6-opts": 60, "rspf": 73, "vmtp": 81, "eigrp": 88, "ospf": 89, "ospfigp": 89,
-    "ax.25": 93, "ipx-in-ip": 111, "etherip": 97, "encap": 98, "pim": 103, "ipcomp": 108, "vrrp": 112,
-    "l2tp": 115, "isis": 124, "sctp": 132, "fc": 133, "mobility-header": 135, "ipv6-mh": 135, "mh": 135,
-    "udplite": 136, "mpls-in-ip": 137, "manet": 138, "hip": 139, "shim6": 140, "wesp": 141, "rohc": 142,
-    "ethernet": 143,
-}
-PROTO_UDPLITE = 136
-PROTO_DCCP = 33
-
-SERVICES: dict[str, int] = {
-    "ftp-data": 20, "ftp": 21, "ssh": 22, "telnet": 23, "smtp": 25, "time": 37, "whois": 43,
-    "tacacs": 49, "domain": 53, "bootps": 67, "bootpc": 68, "tftp": 69, "gopher": 70, "finger": 79,
-    "http": 80, "www": 80, "kerberos": 88, "pop3": 110, "sunrpc": 111, "auth": 113, "ident": 113,
-    "nntp": 119, "ntp": 123, "epmap": 135, "netbios-ns": 137, "netbios-dgm": 138, "netbios-ssn": 139,
-    "imap": 143, "imap2": 143, "snmp": 161, "snmp-trap": 162, "bgp": 179, "irc": 194, "ldap": 389,
-    "https": 443, "microsoft-ds": 445, "kpasswd": 464, "isakmp": 500, "syslog": 514, "printer": 515,
-    "submission": 587, "ldaps": 636, "rsync": 873, "imaps": 993, "pop3s": 995, "socks": 1080,
-    "openvpn": 1194, "ms-sql-s": 1433, "radius": 1812, "nfs": 2049, "mysql": 3306,
-    "ms-wbt-server": 3389, "sip": 5060, "postgresql": 5432, "x11": 6000, "http-alt": 8080,
-}
-
-ICMP_TYPES: dict[str, tuple[int, int | None] | None] = {
-    "any": None, "echo-reply": (0, None), "pong": (0, None), "destination-unreachable": (3, None),
-    "network-unreachable": (3, 0), "host-unreachable": (3, 1), "protocol-unreachable": (3, 2),
-    "port-unreachable": (3, 3), "fragmentation-needed": (3, 4), "source-route-failed": (3, 5),
-    "network-unknown": (3, 6), "host-unknown": (3, 7), "network-prohibited": (3, 9),
-    "host-prohibited": (3, 10), "tos-network-unreachable": (3, 11), "tos-host-unreachable": (3, 12),
-    "communication-prohibited": (3, 13), "host-precedence-violation": (3, 14),
-    "precedence-cutoff": (3, 15), "source-quench": (4, None), "redirect": (5, None),
-    "network-redirect": (5, 0), "host-redirect": (5, 1), "tos-network-redirect": (5, 2),
-    "tos-host-redirect": (5, 3), "echo-request": (8, None), "ping": (8, None),
-    "router-advertisement": (9, None), "router-solicitation": (10, None), "time-exceeded": (11, None),
-    "ttl-exceeded": (11, None), "ttl-zero-during-transit": (11, 0), "ttl-zero-during-reassembly": (11, 1),
-    "parameter-problem": (12, None), "ip-header-bad": (12, 0), "required-option-missing": (12, 1),
-    "timestamp-request": (13, None), "timestamp-reply": (14, None), "address-mask-request": (17, None),
-    "address-mask-reply": (18, None),
-}
-ICMPV6_TYPES: dict[str, tuple[int, int | None] | None] = {
-    "any": None, "destination-unreachable": (1, None), "no-route": (1, 0),
-    "communication-prohibited": (1, 1), "beyond-scope": (1, 2), "address-unreachable": (1, 3),
-    "port-unreachable": (1, 4), "failed-policy": (1, 5), "reject-route": (1, 6),
-    "packet-too-big": (2, None), "time-exceeded": (3, None), "ttl-exceeded": (3, None),
-    "ttl-zero-during-transit": (3, 0), "ttl-zero-during-reassembly": (3, 1),
-    "parameter-problem": (4, None), "bad-header": (4, 0), "unknown-header-type": (4, 1),
-    "unknown-option": (4, 2), "echo-request": (128, None), "ping": (128, None), "echo-reply": (129, None),
-    "pong": (129, None), "mld-listener-query": (130, None), "mld-listener-report": (131, None),
-    "mld-listener-done": (132, None), "mld-listener-reduction": (132, None),
-    "router-solicitation": (133, None), "router-advertisement": (134, None),
-    "neighbour-solicitation": (135, None), "neighbor-solicitation": (135, None),
-    "neighbour-advertisement": (136, None), "neighbor-advertisement": (136, None), "redirect": (137, None),
-}
-
-# Linux conntrack: the ICMP types that can open a "connection" (nf_conntrack_proto_icmp.c valid_new);
-# every other lone ICMP message is INVALID. ICMPv6 likewise, and neighbour discovery / MLD are
-# UNTRACKED (nf_conntrack_proto_icmpv6.c noct_valid_new).
-ICMP_NEW_TYPES = IntervalSet.of(8, 13, 15, 17)
-ICMPV6_NEW_TYPES = IntervalSet.of(128, 139)
-ICMPV6_UNTRACKED_TYPES = IntervalSet.of(130, 131, 132, 133, 134, 135, 136, 143)
-
 TCP_FLAGS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
              "ECE": 0x40, "CWR": 0x80, "ALL": 0x3F, "NONE": 0}
 # An initiating TCP packet: a SYN, possibly with ECE and CWR (ECN negotiation).
@@ -344,9 +219,9 @@ class _PRule:
         """The rule's whole condition, interfaces included (for RETURN and goto guards)."""
         parts = [self.match]
         if self.in_set is not None:
-            parts.append(_Iface("in", self.in_set))
+            parts.append(Iface("in", self.in_set))
         if self.out_set is not None:
-            parts.append(_Iface("out", self.out_set))
+            parts.append(Iface("out", self.out_set))
         return all_of_i(parts)
 
 
@@ -394,9 +269,9 @@ class _Entry:
     def condition(self) -> IExpr:
         parts = list(self.cond)
         if self.in_set is not None:
-            parts.append(_Iface("in", self.in_set))
+            parts.append(Iface("in", self.in_set))
         if self.out_set is not None:
-            parts.append(_Iface("out", self.out_set))
+            parts.append(Iface("out", self.out_set))
         return all_of_i(parts)
 
 
@@ -775,7 +650,7 @@ class _RuleParser:
             words.extend(["!", nxt] if tok == "!" else [nxt])
             words.extend(self.take_generic())
         why = UNMODELLED_MODULES.get(module, "this match module is not modelled")
-        return _Unknown(f"-m {module} {' '.join(words)}: {why}"), None
+        return Unknown(f"-m {module} {' '.join(words)}: {why}"), None
 
     def known_name(self, module: str, opt: str) -> bool:
         """Whether ``opt`` is an option this importer interprets (of the module or an implicit one)."""
@@ -794,9 +669,9 @@ class _RuleParser:
                 if negate ^ inline_neg:
                     ports = ports.complement(0, 65535)
                 if proto in (PROTO_UDPLITE, PROTO_DCCP):
-                    return _and(FieldIn("proto", IntervalSet.of(proto)),
-                                _Unknown(f"{module} ports are not modelled"))
-                return _and(FieldIn("proto", IntervalSet.of(proto)), FieldIn(fld, ports))
+                    return and_i(FieldIn("proto", IntervalSet.of(proto)),
+                                Unknown(f"{module} ports are not modelled"))
+                return and_i(FieldIn("proto", IntervalSet.of(proto)), FieldIn(fld, ports))
             if module == "tcp" and name in ("tcp-flags", "syn"):
                 if name == "syn":
                     mask, comp = 0x17, 0x02
@@ -806,12 +681,12 @@ class _RuleParser:
                 results = {((f & mask) == comp) != negate for f in INITIAL_TCP_FLAGS}
                 proto_tcp = FieldIn("proto", IntervalSet.of(PROTO_TCP))
                 if len(results) == 2:
-                    return _and(proto_tcp, _Unknown("TCP flags that depend on ECN negotiation"))
+                    return and_i(proto_tcp, Unknown("TCP flags that depend on ECN negotiation"))
                 return proto_tcp if results.pop() else FALSE
             if module == "tcp" and name == "tcp-option":
                 self.take_value(opt)
-                return _and(FieldIn("proto", IntervalSet.of(PROTO_TCP)),
-                            _Unknown("TCP options are not modelled"))
+                return and_i(FieldIn("proto", IntervalSet.of(PROTO_TCP)),
+                            Unknown("TCP options are not modelled"))
             return None
         if module == "multiport":
             if name in ("sports", "source-ports", "dports", "destination-ports", "ports"):
@@ -828,7 +703,7 @@ class _RuleParser:
                     cond = FieldIn("dport", ports)
                 else:
                     cond = Or((FieldIn("sport", ports), FieldIn("dport", ports)))
-                return _and(portful, _not(cond) if neg else cond)
+                return and_i(portful, not_i(cond) if neg else cond)
             return None
         if module == "iprange":
             if name in ("src-range", "dst-range"):
@@ -860,8 +735,8 @@ class _RuleParser:
                 bad = sorted(s for s in states if s not in allowed)
                 if bad or not states:
                     raise self.err(f"unknown conntrack state {', '.join(bad) or value!r}")
-                cond = _State(states)
-                return _not(cond) if negate ^ inline_neg else cond
+                cond = State(states)
+                return not_i(cond) if negate ^ inline_neg else cond
             if module == "conntrack":
                 return self.conntrack_option(name, opt, negate)
             return None
@@ -881,7 +756,7 @@ class _RuleParser:
             fld = "src" if name in ("ctorigsrc", "ctrepldst") else "dst"
             cond = self.addresses(fld, value, negate ^ inline_neg)
             if name == "ctorigdst" and self.has_dnat:
-                return _Unknown(f"{opt} {value}: the destination may have been rewritten by DNAT")
+                return Unknown(f"{opt} {value}: the destination may have been rewritten by DNAT")
             return cond
         if name in ("ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport"):
             value, inline_neg = self.take_value(opt)
@@ -891,8 +766,8 @@ class _RuleParser:
                 ports = ports.complement(0, 65535)
             fld = "sport" if name in ("ctorigsrcport", "ctrepldstport") else "dport"
             if name == "ctorigdstport" and self.has_dnat:
-                return _Unknown(f"{opt} {value}: the destination port may have been rewritten by DNAT")
-            return _and(FieldIn("proto", IntervalSet.of(PROTO_TCP, PROTO_UDP, PROTO_SCTP)),
+                return Unknown(f"{opt} {value}: the destination port may have been rewritten by DNAT")
+            return and_i(FieldIn("proto", IntervalSet.of(PROTO_TCP, PROTO_UDP, PROTO_SCTP)),
                         FieldIn(fld, ports))
         if name == "ctdir":
             value = self.take(1, opt)[0].upper()
@@ -901,8 +776,8 @@ class _RuleParser:
             return TRUE if (value == "ORIGINAL") != negate else FALSE
         if name in ("ctstatus", "ctexpire"):
             args = self.take_generic()
-            cond = _Unknown(f"--{name} {' '.join(args)}: conntrack status is not modelled")
-            return _not(cond) if negate else cond
+            cond = Unknown(f"--{name} {' '.join(args)}: conntrack status is not modelled")
+            return not_i(cond) if negate else cond
         return None
 
     def tcp_flags(self, text: str) -> int:
@@ -935,7 +810,7 @@ class _RuleParser:
         cond: IExpr = FieldIn("icmp_type", IntervalSet.of(t))
         if c is not None:
             cond = And((cond, FieldIn("icmp_code", IntervalSet.of(c))))  # type: ignore[arg-type]
-        return _and(p, _not(cond) if negate else cond)
+        return and_i(p, not_i(cond) if negate else cond)
 
 
 _KNOWN_OPTIONS = {
@@ -962,318 +837,6 @@ _PROTO_MODULE = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_SCTP: "sctp", PROTO_U
 
 def _is_number(tok: str) -> bool:
     return bool(re.fullmatch(r"-\d+", tok))
-
-
-# --- simplification and resolution -------------------------------------------------------------
-
-_FIELD_ORDER = tuple(FIELD_BITS)
-
-
-_FULL = {name: full_domain(name) for name in FIELD_BITS}
-
-
-def _full(fld: str) -> IntervalSet:
-    return _FULL[fld]
-
-
-def _field_in(fld: str, values: IntervalSet) -> Expr:
-    if not values:
-        return FALSE
-    full = _FULL[fld]
-    iv = values.intervals
-    if iv[0][0] <= full.intervals[0][0] and iv[-1][1] >= full.intervals[-1][1] and _subset(full, values):
-        return TRUE
-    return FieldIn(fld, values)
-
-
-def _subset(a: IntervalSet, b: IntervalSet) -> bool:
-    """``a`` ⊆ ``b``, without building intermediate sets."""
-    iv = b.intervals
-    for lo, hi in a.intervals:
-        i = bisect.bisect_right(iv, (lo, _INF)) - 1
-        if i < 0 or iv[i][1] < hi:
-            return False
-    return True
-
-
-def _disjoint(a: IntervalSet, b: IntervalSet) -> bool:
-    x, y = a.intervals, b.intervals
-    i = j = 0
-    while i < len(x) and j < len(y):
-        if x[i][1] < y[j][0]:
-            i += 1
-        elif y[j][1] < x[i][0]:
-            j += 1
-        else:
-            return False
-    return True
-
-
-def _prune(x: Expr, box: dict[str, IntervalSet]) -> Expr:
-    """``x`` simplified under the assumption that the packet lies in ``box``."""
-    if isinstance(x, FieldIn):
-        have = box.get(x.field)
-        if have is None:
-            return x
-        if _disjoint(have, x.values):
-            return FALSE
-        if _subset(have, x.values):
-            return TRUE
-        return x
-    if isinstance(x, And):
-        parts = []
-        for p in x.parts:
-            q = _prune(p, box)
-            if q == FALSE:
-                return FALSE
-            if q != TRUE:
-                parts.append(q)
-        if len(parts) == len(x.parts) and all(a is b for a, b in zip(parts, x.parts, strict=True)):
-            return x
-        return _mk_and(parts)
-    if isinstance(x, Or):
-        parts = []
-        for p in x.parts:
-            q = _prune(p, box)
-            if q == TRUE:
-                return TRUE
-            if q != FALSE:
-                parts.append(q)
-        if len(parts) == len(x.parts) and all(a is b for a, b in zip(parts, x.parts, strict=True)):
-            return x
-        return _mk_or(parts)
-    if isinstance(x, Not):
-        q = _prune(x.part, box)
-        return x if q is x.part else _mk_not(q)
-    return x
-
-
-def _mk_not(x: Expr) -> Expr:
-    if x == TRUE:
-        return FALSE
-    if x == FALSE:
-        return TRUE
-    if isinstance(x, Not):
-        return x.part
-    if isinstance(x, FieldIn):
-        return _field_in(x.field, _full(x.field) - x.values)
-    return Not(x)
-
-
-def _mk_or(parts: Iterable[Expr]) -> Expr:
-    flat: list[Expr] = []
-    for p in parts:
-        if p == TRUE:
-            return TRUE
-        if p == FALSE:
-            continue
-        if isinstance(p, Or):
-            flat.extend(p.parts)
-        else:
-            flat.append(p)
-    fields: dict[str, list[tuple[int, int]]] = {}
-    others: list[Expr] = []
-    seen: set[Expr] = set()
-    for p in flat:
-        if isinstance(p, FieldIn):
-            fields.setdefault(p.field, []).extend(p.values.intervals)
-        elif p not in seen:
-            seen.add(p)
-            others.append(p)
-    out: list[Expr] = []
-    for fld in _FIELD_ORDER:
-        if fld in fields:
-            f = _field_in(fld, IntervalSet(fields[fld]))
-            if f == TRUE:
-                return TRUE
-            if f != FALSE:
-                out.append(f)
-    out.extend(others)
-    if not out:
-        return FALSE
-    return out[0] if len(out) == 1 else Or(tuple(out))
-
-
-def _mk_and(parts: Iterable[Expr]) -> Expr:
-    pending = list(parts)
-    for _ in range(4):
-        flat: list[Expr] = []
-        stack = list(reversed(pending))
-        while stack:
-            p = stack.pop()
-            if p == FALSE:
-                return FALSE
-            if p == TRUE:
-                continue
-            if isinstance(p, And):
-                stack.extend(reversed(p.parts))
-            else:
-                flat.append(p)
-        box: dict[str, IntervalSet] = {}
-        others: list[Expr] = []
-        for p in flat:
-            if isinstance(p, FieldIn):
-                box[p.field] = box[p.field] & p.values if p.field in box else p.values
-                if not box[p.field]:
-                    return FALSE
-            else:
-                others.append(p)
-        # a packet's addresses are of one family: the source's family bounds the destination
-        for a, b in (("src", "dst"), ("dst", "src")):
-            if a in box and b in box:
-                for fam in (ALL_V4, ALL_V6):
-                    if box[a].issubset(fam) and not box[b].issubset(fam):
-                        box[b] = box[b] & fam
-                        if not box[b]:
-                            return FALSE
-        changed = False
-        pruned: list[Expr] = []
-        seen: set[Expr] = set()
-        for p in others:
-            q = _prune(p, box)
-            if q is not p:
-                changed = True
-            if q == FALSE:
-                return FALSE
-            if q == TRUE or q in seen:
-                continue
-            seen.add(q)
-            pruned.append(q)
-        out: list[Expr] = []
-        for fld in _FIELD_ORDER:
-            if fld in box:
-                f = _field_in(fld, box[fld])
-                if f != TRUE:
-                    out.append(f)
-        out.extend(pruned)
-        if not changed or not any(isinstance(p, FieldIn | And) for p in pruned):
-            break
-        pending = out
-    if not out:
-        return TRUE
-    return out[0] if len(out) == 1 else And(tuple(out))
-
-
-class _Resolver:
-    """Turns internal expressions into model expressions for one rule's action.
-
-    States are expanded; an unknown condition becomes TRUE where that enlarges an allow rule or
-    shrinks a deny rule (by its polarity under negations), FALSE otherwise; interface atoms stay
-    (as objects the caller substitutes per interface class).
-    """
-
-    def __init__(self, states: Callable[[frozenset[str]], IExpr]) -> None:
-        self.states = states
-        self.memo: dict[tuple[int, bool, bool], tuple[object, Expr, frozenset[str]]] = {}
-
-    def run(self, expr: IExpr, maximize: bool) -> tuple[Expr, frozenset[str]]:
-        return self._go(expr, True, maximize)
-
-    def _go(self, x: IExpr, positive: bool, maximize: bool) -> tuple[Expr, frozenset[str]]:
-        key = (id(x), positive, maximize)
-        hit = self.memo.get(key)
-        if hit is not None and hit[0] is x:
-            return hit[1], hit[2]
-        reasons: frozenset[str] = frozenset()
-        out: Expr
-        if isinstance(x, FieldIn):
-            out = _field_in(x.field, x.values)
-        elif isinstance(x, _Unknown):
-            out = TRUE if positive == maximize else FALSE
-            reasons = frozenset((x.reason,))
-        elif isinstance(x, _Iface):
-            out = x  # type: ignore[assignment]
-        elif isinstance(x, _State):
-            out, reasons = self._go(self.states(x.states), positive, maximize)
-        elif isinstance(x, And | Or):
-            subs = [self._go(p, positive, maximize) for p in x.parts]
-            reasons = frozenset().union(*(r for _, r in subs)) if subs else frozenset()
-            out = _mk_and(s for s, _ in subs) if isinstance(x, And) else _mk_or(s for s, _ in subs)
-        elif isinstance(x, Not):
-            inner, reasons = self._go(x.part, not positive, maximize)
-            out = _mk_not(inner)
-        elif isinstance(x, _Guards):
-            out, reasons = self._guards(x, positive, maximize)
-        else:  # pragma: no cover - the parser builds no other node
-            raise TypeError(f"not an expression: {x!r}")
-        self.memo[key] = (x, out, reasons)
-        return out, reasons
-
-
-    def _guards(self, x: _Guards, positive: bool, maximize: bool) -> tuple[Expr, frozenset[str]]:
-        # walk back to the newest node already resolved, then resolve forward one term at a time
-        todo: list[_Guards] = []
-        node: _Guards | None = x
-        acc: Expr = FALSE
-        reasons: frozenset[str] = frozenset()
-        while node is not None:
-            hit = self.memo.get((id(node), positive, maximize))
-            if hit is not None and hit[0] is node:
-                acc, reasons = hit[1], hit[2]
-                break
-            todo.append(node)
-            node = node.prev
-        for node in reversed(todo):
-            term, why = self._go(node.term, positive, maximize)
-            acc = _mk_or((acc, term))
-            reasons = reasons | why
-            self.memo[(id(node), positive, maximize)] = (node, acc, reasons)
-        return acc, reasons
-
-
-def _subst_states(x: IExpr, states: Callable[[frozenset[str]], IExpr],
-                  memo: dict[int, tuple[object, IExpr]]) -> IExpr:
-    hit = memo.get(id(x))
-    if hit is not None and hit[0] is x:
-        return hit[1]
-    if isinstance(x, _State):
-        out = states(x.states)
-    elif isinstance(x, And):
-        out = all_of_i(_subst_states(p, states, memo) for p in x.parts)
-    elif isinstance(x, Or):
-        out = any_of_i(_subst_states(p, states, memo) for p in x.parts)
-    elif isinstance(x, Not):
-        out = _not(_subst_states(x.part, states, memo))
-    elif isinstance(x, _Guards):
-        out = any_of_i(_subst_states(g.term, states, memo) for g in _guard_terms(x))
-    else:
-        out = x
-    memo[id(x)] = (x, out)
-    return out
-
-
-def _guard_terms(x: _Guards) -> list[_Guards]:
-    nodes: list[_Guards] = []
-    node: _Guards | None = x
-    while node is not None:
-        nodes.append(node)
-        node = node.prev
-    return nodes[::-1]
-
-
-def _collect_ifaces(x: Expr, acc: dict[_Iface, None]) -> None:
-    if isinstance(x, _Iface):
-        acc[x] = None
-    elif isinstance(x, And | Or):
-        for p in x.parts:
-            _collect_ifaces(p, acc)
-    elif isinstance(x, Not):
-        _collect_ifaces(x.part, acc)
-
-
-def _subst_ifaces(x: Expr, value: Callable[[_Iface], bool]) -> Expr:
-    if isinstance(x, _Iface):
-        return TRUE if value(x) else FALSE
-    if isinstance(x, And):
-        return _mk_and(_subst_ifaces(p, value) for p in x.parts)
-    if isinstance(x, Or):
-        return _mk_or(_subst_ifaces(p, value) for p in x.parts)
-    if isinstance(x, Not):
-        return _mk_not(_subst_ifaces(x.part, value))
-    return x
-
-
-# --- the importer ------------------------------------------------------------------------------
 
 
 class _Importer:
@@ -1386,7 +949,7 @@ class _Importer:
 
     def walk(self, table: _Table, chain: _Chain, conds: tuple[IExpr, ...], in_set: frozenset[str] | None,
              out_set: frozenset[str] | None, out: list[_Entry]) -> None:
-        guards: _Guards | None = None
+        guards: Guards | None = None
         guard: IExpr = TRUE
         for r in chain.rules:
             self.visited += 1
@@ -1399,7 +962,7 @@ class _Importer:
             if t is None:
                 continue
             if t == "RETURN":
-                guards = _Guards(guards, r.own_condition())
+                guards = Guards(guards, r.own_condition())
                 guard = Not(guards)  # type: ignore[arg-type]
                 continue
             if t in table.chains:
@@ -1407,7 +970,7 @@ class _Importer:
                 if not dead:
                     self.walk(table, table.chains[t], cond, rin, rout, out)
                 if r.goto and not self.always_decides(table, table.chains[t]):
-                    guards = _Guards(guards, r.own_condition())
+                    guards = Guards(guards, r.own_condition())
                     guard = Not(guards)  # type: ignore[arg-type]
                 continue
             kind, reason = self.classify(table, r)
@@ -1484,34 +1047,34 @@ class _Importer:
         accepted: list[IExpr] = []
         notracks: list[IExpr] = []
         for e in raw_entries:
-            own = _subst_states(e.own(), _raw_states, memo)
-            whole = _subst_states(e.condition(), _raw_states, memo)
-            guard = _not(any_of_i(accepted)) if accepted else TRUE
+            own = subst_states(e.own(), raw_states, memo)
+            whole = subst_states(e.condition(), raw_states, memo)
+            guard = not_i(any_of_i(accepted)) if accepted else TRUE
             if e.kind == "deny":
-                raw_plan.append((e, _and(own, guard)))
+                raw_plan.append((e, and_i(own, guard)))
             elif e.kind == "notrack":
-                notracks.append(_and(whole, guard))
+                notracks.append(and_i(whole, guard))
             elif e.kind == "accept-stage":
                 accepted.append(whole)
             elif e.kind == "unknown":
-                accepted.append(_and(whole, _Unknown(e.reason or "")))
+                accepted.append(and_i(whole, Unknown(e.reason or "")))
                 raw_plan.append((e, FALSE))
         untracked = any_of_i(notracks)
-        icmp4 = _and(FieldIn("src", ALL_V4), FieldIn("proto", IntervalSet.of(PROTO_ICMP)))
-        icmp6 = _and(FieldIn("src", ALL_V6), FieldIn("proto", IntervalSet.of(PROTO_ICMPV6)))
+        icmp4 = and_i(FieldIn("src", ALL_V4), FieldIn("proto", IntervalSet.of(PROTO_ICMP)))
+        icmp6 = and_i(FieldIn("src", ALL_V6), FieldIn("proto", IntervalSet.of(PROTO_ICMPV6)))
         bad = any_of_i((
-            _and(icmp4, _not(FieldIn("icmp_type", ICMP_NEW_TYPES))),
-            _and(icmp6, _not(FieldIn("icmp_type", ICMPV6_NEW_TYPES | ICMPV6_UNTRACKED_TYPES))),
+            and_i(icmp4, not_i(FieldIn("icmp_type", ICMP_NEW_TYPES))),
+            and_i(icmp6, not_i(FieldIn("icmp_type", ICMPV6_NEW_TYPES | ICMPV6_UNTRACKED_TYPES))),
         ))
-        is_untracked = any_of_i((untracked, _and(icmp6, FieldIn("icmp_type", ICMPV6_UNTRACKED_TYPES))))
+        is_untracked = any_of_i((untracked, and_i(icmp6, FieldIn("icmp_type", ICMPV6_UNTRACKED_TYPES))))
         state_expr: dict[str, IExpr] = {
-            "NEW": _and(_not(is_untracked), _not(bad)),
-            "INVALID": _and(_not(is_untracked), bad),
+            "NEW": and_i(not_i(is_untracked), not_i(bad)),
+            "INVALID": and_i(not_i(is_untracked), bad),
             "UNTRACKED": is_untracked,
             "ESTABLISHED": FALSE,
             "RELATED": FALSE,
-            "SNAT": _Unknown("conntrack SNAT state is not modelled"),
-            "DNAT": _Unknown("conntrack DNAT state: the destination may have been rewritten")
+            "SNAT": Unknown("conntrack SNAT state is not modelled"),
+            "DNAT": Unknown("conntrack DNAT state: the destination may have been rewritten")
             if _has_dnat(tables.get("nat")) else FALSE,
         }
         state_cache: dict[frozenset[str], IExpr] = {}
@@ -1523,7 +1086,7 @@ class _Importer:
                 state_cache[s] = hit
             return hit
 
-        self.resolver = _Resolver(states)
+        self.resolver = Resolver(states)
         rules: list[Rule] = []
         for e, cond in raw_plan:
             if e.kind == "unknown":
@@ -1537,14 +1100,14 @@ class _Importer:
         if nat is not None:
             accepted = []
             for e in self.flatten(nat, "PREROUTING"):
-                guard = _not(any_of_i(accepted)) if accepted else TRUE
+                guard = not_i(any_of_i(accepted)) if accepted else TRUE
                 if e.kind == "dnat":
-                    cond = _and(e.own(), guard, _State(frozenset({"NEW"})))
+                    cond = and_i(e.own(), guard, State(frozenset({"NEW"})))
                     rules.extend(self.emit(e, "allow", cond, e.reason))
                 elif e.kind in ("accept-stage", "deny", "allow"):
                     accepted.append(e.condition())
                 elif e.kind == "unknown":
-                    accepted.append(_and(e.condition(), _Unknown(e.reason or "")))
+                    accepted.append(and_i(e.condition(), Unknown(e.reason or "")))
         # after the rewrite: mangle FORWARD, security FORWARD (a drop there is final too)
         rules.extend(self.stage_denies(tables.get("mangle"), "FORWARD"))
         rules.extend(self.stage_denies(tables.get("security"), "FORWARD"))
@@ -1571,13 +1134,13 @@ class _Importer:
         out: list[Rule] = []
         accepted: list[IExpr] = []
         for e in self.flatten(table, chain):
-            guard = _not(any_of_i(accepted)) if accepted else TRUE
+            guard = not_i(any_of_i(accepted)) if accepted else TRUE
             if e.kind == "deny":
-                out.extend(self.emit(e, "deny", _and(e.own(), guard), None))
+                out.extend(self.emit(e, "deny", and_i(e.own(), guard), None))
             elif e.kind in ("accept-stage", "allow"):
                 accepted.append(e.condition())
             elif e.kind == "unknown":
-                accepted.append(_and(e.condition(), _Unknown(e.reason or "")))
+                accepted.append(and_i(e.condition(), Unknown(e.reason or "")))
                 out.extend(self.emit(e, "deny", FALSE, _stage_reason(e)))
         return out
 
@@ -1594,23 +1157,23 @@ class _Importer:
         if approx and len(approx) > MAX_REASON:
             approx = approx[:MAX_REASON - 1] + "…"
         source = SourceRef(self.path, r.line)
-        atoms: dict[_Iface, None] = {}
-        _collect_ifaces(expr, atoms)
+        atoms: dict[Iface, None] = {}
+        collect_ifaces(expr, atoms)
         if not atoms:
             return [Rule(rid, action, expr, e.in_set, e.out_set, source, r.comment, approx)]  # type: ignore[arg-type]
         # Interface conditions inside the expression (RETURN/goto guards, the raw table's NOTRACK):
         # split the interfaces into classes that every such condition treats alike.
         in_cands = _restrict(self.interfaces, e.in_set)
         out_cands = _restrict(self.interfaces, e.out_set)
-        in_classes = _classes(in_cands, [a for a in atoms if a.direction == "in"])
-        out_classes = _classes(out_cands, [a for a in atoms if a.direction == "out"])
+        in_classes = interface_classes(in_cands, [a for a in atoms if a.direction == "in"])
+        out_classes = interface_classes(out_cands, [a for a in atoms if a.direction == "out"])
         results: dict[tuple[Expr, frozenset[str]], list[frozenset[str]]] = {}
         for oc, oc_names in out_classes:
             for ic, ic_names in in_classes:
-                def value(a: _Iface, ic: dict[_Iface, bool] = ic, oc: dict[_Iface, bool] = oc) -> bool:
+                def value(a: Iface, ic: dict[Iface, bool] = ic, oc: dict[Iface, bool] = oc) -> bool:
                     return ic[a] if a.direction == "in" else oc[a]
 
-                sub = _subst_ifaces(expr, value)
+                sub = subst_ifaces(expr, value)
                 if sub == FALSE:
                     continue
                 results.setdefault((sub, oc_names), []).append(ic_names)
@@ -1672,24 +1235,8 @@ def _stage_reason(e: _Entry) -> str:
         "; taken as allowed", "").replace(" taken as allowed", "")
 
 
-def _raw_states(states: frozenset[str]) -> IExpr:
-    # In raw PREROUTING conntrack has not run yet: every packet is seen without a connection.
-    return TRUE if "INVALID" in states else FALSE
-
-
 def _restrict(interfaces: tuple[str, ...], names: frozenset[str] | None) -> tuple[str, ...]:
     return interfaces if names is None else tuple(n for n in interfaces if n in names)
-
-
-def _classes(interfaces: Sequence[str],
-             atoms: list[_Iface]) -> list[tuple[dict[_Iface, bool], frozenset[str]]]:
-    if not atoms:
-        return [({}, frozenset(interfaces))]
-    groups: dict[tuple[bool, ...], list[str]] = {}
-    for name in interfaces:
-        groups.setdefault(tuple(name in a.names for a in atoms), []).append(name)
-    return [({a: bit for a, bit in zip(atoms, key, strict=True)}, frozenset(names))
-            for key, names in groups.items()]
 
 
 def _has_dnat(nat: _Table | None) -> bool:

@@ -89,27 +89,27 @@ from ..model.rules import (
 
 # The iptables importer's expression machinery (unknown conditions resolved by polarity, interface
 # atoms split into interface classes, conntrack states, RETURN guards) is the same for nftables.
-from .iptables import (
+from .netfilter import (
     ICMP_NEW_TYPES,
     ICMPV6_NEW_TYPES,
     ICMPV6_UNTRACKED_TYPES,
     PROTOCOLS,
     SERVICES,
+    Guards,
     IExpr,
-    _and,
-    _classes,
-    _collect_ifaces,
-    _Guards,
-    _Iface,
-    _not,
-    _raw_states,
-    _Resolver,
-    _State,
-    _subst_ifaces,
-    _subst_states,
-    _Unknown,
+    Iface,
+    Resolver,
+    State,
+    Unknown,
     all_of_i,
+    and_i,
     any_of_i,
+    collect_ifaces,
+    interface_classes,
+    not_i,
+    raw_states,
+    subst_ifaces,
+    subst_states,
 )
 
 MAX_FILE_BYTES = 32 << 20
@@ -1548,7 +1548,7 @@ def _flags_value(v: Value, names: dict[str, int], what: str) -> int:
 V4: IExpr = FieldIn("src", ALL_V4)
 V6: IExpr = FieldIn("src", ALL_V6)
 PORT_PROTOS = IntervalSet.of(PROTO_TCP, PROTO_UDP, PROTO_SCTP)
-TRACKED = _State(frozenset({"NEW", "ESTABLISHED", "RELATED"}))
+TRACKED = State(frozenset({"NEW", "ESTABLISHED", "RELATED"}))
 STATE_LABELS = {"NEW": 0x08, "INVALID": 0x01, "UNTRACKED": 0x40, "ESTABLISHED": 0x02, "RELATED": 0x04}
 
 
@@ -1566,12 +1566,12 @@ class _Field:
 
     def test(self, op: str, binops: tuple[tuple[str, Value], ...], right: Value, text: str) -> IExpr:
         if binops:
-            return _Unknown(f"{text}: bit operations on this field are not modelled")
+            return Unknown(f"{text}: bit operations on this field are not modelled")
         if op in ("implicit", "==", "in"):
             return any_of_i(self.member(e) for e in _elements(right))
         if op == "!=":
-            return _not(any_of_i(self.member(e) for e in _elements(right)))
-        return _Unknown(f"{text}: ordering on this field is not modelled")
+            return not_i(any_of_i(self.member(e) for e in _elements(right)))
+        return Unknown(f"{text}: ordering on this field is not modelled")
 
 
 class _IntervalField(_Field):
@@ -1586,7 +1586,7 @@ class _IntervalField(_Field):
 
     def test(self, op: str, binops: tuple[tuple[str, Value], ...], right: Value, text: str) -> IExpr:
         if binops:
-            return _Unknown(f"{text}: bit operations on this field are not modelled")
+            return Unknown(f"{text}: bit operations on this field are not modelled")
         values = self.read(right) & self.domain
         if op in ("implicit", "==", "in"):
             return FieldIn(self.fld, values)
@@ -1646,15 +1646,15 @@ class _IfaceField(_Field):
             return FALSE
         if names == frozenset(self.interfaces):
             return TRUE
-        return _Iface(self.direction, names)
+        return Iface(self.direction, names)
 
     def test(self, op: str, binops: tuple[tuple[str, Value], ...], right: Value, text: str) -> IExpr:
         if binops or op not in ("implicit", "==", "in", "!="):
-            return _Unknown(f"{text}: this comparison of interface names is not modelled")
+            return Unknown(f"{text}: this comparison of interface names is not modelled")
         try:
             names, empty = self.names(right)
         except _Numeric:
-            return _Unknown(f"{text}: interface indexes are not the topology's names")
+            return Unknown(f"{text}: interface indexes are not the topology's names")
         if self.absent:
             return TRUE if empty != (op == "!=") else FALSE
         if op == "!=":
@@ -1706,10 +1706,10 @@ class _UnknownField(_Field):
         self.dep = dep
 
     def member(self, v: Value) -> IExpr:
-        return _Unknown(self.reason)
+        return Unknown(self.reason)
 
     def test(self, op: str, binops: tuple[tuple[str, Value], ...], right: Value, text: str) -> IExpr:
-        return _Unknown(f"{text}: {self.reason}")
+        return Unknown(f"{text}: {self.reason}")
 
 
 class _PortLikeField(_Field):
@@ -1723,30 +1723,30 @@ class _PortLikeField(_Field):
         self.what = what
 
     def other(self) -> IExpr:
-        return _and(_not(FieldIn("proto", PORT_PROTOS)),
-                    _Unknown(f"{self.what} of a protocol without ports reads other header bytes"))
+        return and_i(not_i(FieldIn("proto", PORT_PROTOS)),
+                    Unknown(f"{self.what} of a protocol without ports reads other header bytes"))
 
     def member(self, v: Value) -> IExpr:
-        return any_of_i((_and(FieldIn("proto", PORT_PROTOS), self.inner.member(v)), self.other()))
+        return any_of_i((and_i(FieldIn("proto", PORT_PROTOS), self.inner.member(v)), self.other()))
 
     def test(self, op: str, binops: tuple[tuple[str, Value], ...], right: Value, text: str) -> IExpr:
-        return any_of_i((_and(FieldIn("proto", PORT_PROTOS), self.inner.test(op, binops, right, text)), self.other()))
+        return any_of_i((and_i(FieldIn("proto", PORT_PROTOS), self.inner.test(op, binops, right, text)), self.other()))
 
 
 class _CtStatusField(_Field):
     def __init__(self, has_dnat: bool, has_snat: bool) -> None:
         self.dep = TRACKED
         self.bits = {
-            "dnat": _Unknown("conntrack status dnat: the destination may have been rewritten") if has_dnat else FALSE,
-            "snat": _Unknown("conntrack status snat: the source may be rewritten") if has_snat else FALSE,
+            "dnat": Unknown("conntrack status dnat: the destination may have been rewritten") if has_dnat else FALSE,
+            "snat": Unknown("conntrack status snat: the source may be rewritten") if has_snat else FALSE,
         }
 
     def member(self, v: Value) -> IExpr:
-        return _Unknown("conntrack status values are not modelled")
+        return Unknown("conntrack status values are not modelled")
 
     def test(self, op: str, binops: tuple[tuple[str, Value], ...], right: Value, text: str) -> IExpr:
         if binops or op not in ("implicit", "in") or isinstance(right, VSet):
-            return _Unknown(f"{text}: conntrack status values are not modelled")
+            return Unknown(f"{text}: conntrack status values are not modelled")
         want = _flags_value(right, CT_STATUS_BITS, "conntrack status")
         # A new connection's first packet: not expected (that would be RELATED), no reply seen, not
         # assured, not confirmed (that happens when it leaves), not dying.
@@ -1759,8 +1759,8 @@ def _family_of(labels: frozenset[str]) -> IExpr:
 
 _DEPS_BY_WORD: dict[str, IExpr] = {
     "ip": V4, "ip6": V6, "tcp": _proto(PROTO_TCP), "udp": _proto(PROTO_UDP), "udplite": _proto(136),
-    "sctp": _proto(PROTO_SCTP), "dccp": _proto(33), "icmp": _and(V4, _proto(PROTO_ICMP)),
-    "icmpv6": _and(V6, _proto(PROTO_ICMPV6)), "igmp": _and(V4, _proto(2)), "ah": _proto(51), "esp": _proto(50),
+    "sctp": _proto(PROTO_SCTP), "dccp": _proto(33), "icmp": and_i(V4, _proto(PROTO_ICMP)),
+    "icmpv6": and_i(V6, _proto(PROTO_ICMPV6)), "igmp": and_i(V4, _proto(2)), "ah": _proto(51), "esp": _proto(50),
     "comp": _proto(108),
 }
 
@@ -1824,7 +1824,7 @@ class _Compiler:
                                 bitmask=False)
         if sel == "ct state":
             return _FiniteField(STATE_LABELS, CT_STATE_BITS, "conntrack state",
-                                lambda s: _State(s) if s else FALSE, TRUE, bitmask=True)
+                                lambda s: State(s) if s else FALSE, TRUE, bitmask=True)
         if sel == "ct direction":
             return _FiniteField({"ORIGINAL": 0}, CT_DIRECTIONS, "conntrack direction",
                                 lambda s: TRUE if s else FALSE, TRACKED, bitmask=False)
@@ -1839,7 +1839,7 @@ class _Compiler:
             if key in ("saddr", "daddr"):
                 # The original tuple is the packet as it arrived: before DNAT, before SNAT.
                 domain = ALL_V6 if v6 else ALL_V4 if v6 is False else ALL_V4 | ALL_V6
-                dep = _and(TRACKED, V6 if v6 else V4 if v6 is False else TRUE)
+                dep = and_i(TRACKED, V6 if v6 else V4 if v6 is False else TRUE)
                 return _IntervalField("src" if key == "saddr" else "dst", domain, lambda v: _addresses(v, v6), dep)
             if key in ("proto-src", "proto-dst"):
                 return _PortLikeField("sport" if key == "proto-src" else "dport", TRACKED, sel)
@@ -1854,9 +1854,9 @@ class _Compiler:
             raise _BadValue(f"no set @{ref.name} in table {ctx.table.label}")
         key = (ctx.table.family, ctx.table.name, ref.name)
         if nset.dynamic or key in self.updated_sets:
-            return _Unknown(f"{text}: @{ref.name} is filled at run time, its members are not in the file")
+            return Unknown(f"{text}: @{ref.name} is filled at run time, its members are not in the file")
         if nset.elements is None:
-            return _Unknown(f"{text}: the elements of @{ref.name} are not in the file")
+            return Unknown(f"{text}: the elements of @{ref.name} are not in the file")
         return VSet(tuple(nset.elements))
 
     def match(self, m: Match, ctx: _Ctx) -> IExpr:
@@ -1866,14 +1866,14 @@ class _Compiler:
         if isinstance(right, VRef):
             resolved = self.set_value(right, ctx, m.text)
             if not isinstance(resolved, VWord | VRange | VPrefix | VSet | VRef | VConcat | VList | VOr):
-                return _and(dep, resolved)
+                return and_i(dep, resolved)
             right = resolved
         if len(fields) == 1:
-            return _and(dep, fields[0].test(m.op, m.binops, right, m.text))
+            return and_i(dep, fields[0].test(m.op, m.binops, right, m.text))
         if m.binops or m.op not in ("implicit", "==", "!="):
-            return _and(dep, _Unknown(f"{m.text}: this operation on a concatenation is not modelled"))
+            return and_i(dep, Unknown(f"{m.text}: this operation on a concatenation is not modelled"))
         hit = any_of_i(self.concat_member(fields, e) for e in _elements(right))
-        return _and(dep, _not(hit) if m.op == "!=" else hit)
+        return and_i(dep, not_i(hit) if m.op == "!=" else hit)
 
     def concat_member(self, fields: list[_Field], e: Value) -> IExpr:
         if not isinstance(e, VConcat) or len(e.parts) != len(fields):
@@ -1886,10 +1886,10 @@ class _Compiler:
         fields = [self.field(s, ctx) for s in left]
         dep = all_of_i(f.dep for f in fields)
         if binops:
-            return _and(dep, _Unknown(f"{text}: bit operations on a map key are not modelled"))
+            return and_i(dep, Unknown(f"{text}: bit operations on a map key are not modelled"))
         if len(fields) == 1:
-            return _and(dep, fields[0].test("==", (), key, text))
-        return _and(dep, self.concat_member(fields, key))
+            return and_i(dep, fields[0].test("==", (), key, text))
+        return and_i(dep, self.concat_member(fields, key))
 
 
 # Header fields that lie next to each other, which nft's payload merging joins into one comparison.
@@ -1924,7 +1924,7 @@ def _tcp_flags_result(labels: frozenset[str]) -> IExpr:
         return TRUE
     if not labels:
         return FALSE
-    return _Unknown("TCP flags that depend on ECN negotiation")
+    return Unknown("TCP flags that depend on ECN negotiation")
 
 
 # --- chains into entries --------------------------------------------------------------------------
@@ -2040,8 +2040,8 @@ class Builder:
                 cond = self.compiler.match(item, ctx)
                 if i in merged:  # the second of a pair nft 1.0.6 may have merged with the one before
                     first = prefix.pop()
-                    loose = _and(_Unknown(merged[i]), any_of_i((first, cond)))
-                    cond = any_of_i((_and(first, cond), loose))
+                    loose = and_i(Unknown(merged[i]), any_of_i((first, cond)))
+                    cond = any_of_i((and_i(first, cond), loose))
                 prefix.append(cond)
             elif isinstance(item, Verdict):
                 out.append(_Action("verdict", all_of_i(prefix), item))
@@ -2051,7 +2051,7 @@ class Builder:
                 if keys is None:
                     reason = f"{item.text}: the verdict map's elements are not in the file; taken as accepting"
                     out.append(_Action("unknown", all_of_i(prefix), reason=reason))
-                    prefix.append(_Unknown(reason))
+                    prefix.append(Unknown(reason))
                     continue
                 base = all_of_i(prefix)
                 continuing: list[IExpr] = []
@@ -2059,22 +2059,22 @@ class Builder:
                     if verdict.kind == "continue":
                         continuing.append(cond)
                     else:
-                        out.append(_Action("verdict", _and(base, cond), verdict))
+                        out.append(_Action("verdict", and_i(base, cond), verdict))
                 prefix.append(any_of_i(continuing))
             else:
                 kind = item.kind
                 cond = all_of_i(prefix)
                 if kind == "unknown-match":
-                    prefix.append(_Unknown(item.text))
+                    prefix.append(Unknown(item.text))
                 elif kind == "notrack":
                     out.append(_Action("notrack", cond))
                 elif kind in ("dnat", "snat"):
                     # a NAT statement of the other family does nothing (nft_nat_inet_eval)
                     fam = {"ip": V4, "ip6": V6}.get(item.target or "", TRUE)
                     if kind == "dnat":
-                        out.append(_Action("dnat", _and(cond, fam), reason=item.text))
+                        out.append(_Action("dnat", and_i(cond, fam), reason=item.text))
                     else:
-                        out.append(_Action("verdict", _and(cond, fam), Verdict("accept")))
+                        out.append(_Action("verdict", and_i(cond, fam), Verdict("accept")))
                     break
                 elif kind == "unknown-verdict":
                     out.append(_Action("unknown", cond, reason=item.text))
@@ -2101,7 +2101,7 @@ class Builder:
 
     def walk(self, table: NTable, chain: NChain, conds: tuple[IExpr, ...], ctx: _Ctx, out: list[_Entry],
              stack: tuple[str, ...]) -> None:
-        guards: _Guards | None = None
+        guards: Guards | None = None
         for rule in chain.rules:
             for act in self.actions(table, chain, rule, ctx):
                 self.visited += 1
@@ -2119,7 +2119,7 @@ class Builder:
                 elif v.kind in ("drop", "reject"):
                     out.append(_Entry(table, chain, rule, "drop", here))
                 elif v.kind == "return":
-                    guards = _Guards(guards, act.cond)
+                    guards = Guards(guards, act.cond)
                 elif v.kind in ("jump", "goto"):
                     target = table.chains.get(v.target or "")
                     if target is None:
@@ -2135,7 +2135,7 @@ class Builder:
                     if here != FALSE:
                         self.walk(table, target, (here,), ctx, out, (*stack, target.name))
                     if v.kind == "goto" and not self.always_decides(table, target, ctx):
-                        guards = _Guards(guards, act.cond)
+                        guards = Guards(guards, act.cond)
                 # continue: nothing
 
     def always_decides(self, table: NTable, chain: NChain, ctx: _Ctx, depth: int = 0) -> bool:
@@ -2200,12 +2200,12 @@ class Builder:
                 if hook in ("ingress", "egress"):
                     direction = "in" if hook == "ingress" else "out"
                     if base.devices is None:
-                        restrict = _and(restrict, _Unknown(f"{label}: the chain's device is not given"))
+                        restrict = and_i(restrict, Unknown(f"{label}: the chain's device is not given"))
                     else:
                         names = frozenset(n for n in self.interfaces if n in base.devices)
-                        restrict = _and(restrict, _Iface(direction, names) if names else FALSE)
+                        restrict = and_i(restrict, Iface(direction, names) if names else FALSE)
                 if base.type == "nat":
-                    restrict = _and(restrict, _State(frozenset({"NEW"})))
+                    restrict = and_i(restrict, State(frozenset({"NEW"})))
                 # A routed packet keeps its input interface in postrouting (ip_output and ip6_output pass
                 # skb->dev to the hook as the input device; the kernel oracle test drops by iifname there).
                 ctx = _Ctx(table, no_in=hook == "egress", no_out=hook in ("prerouting", "ingress"))
@@ -2222,7 +2222,7 @@ class Builder:
 
     # -- emitting model rules --
 
-    def resolver_for(self, stage: _Stage) -> _Resolver:
+    def resolver_for(self, stage: _Stage) -> Resolver:
         if stage.states == "pre":
             return self.pre_resolver
         if stage.states == "ambiguous":
@@ -2230,7 +2230,7 @@ class Builder:
         return self.post_resolver
 
     def make_rules(self, rid: str, action: str, cond: IExpr, source: SourceRef, name: str | None,
-                   reason: str | None, resolver: _Resolver) -> list[Rule]:
+                   reason: str | None, resolver: Resolver) -> list[Rule]:
         expr, reasons = resolver.run(cond, maximize=action == "allow")
         if reasons and resolver.run(cond, maximize=action != "allow")[0] == expr:
             reasons = frozenset()  # the unknown parts do not change what the rule matches
@@ -2239,19 +2239,19 @@ class Builder:
         approx = "; ".join(dict.fromkeys(notes)) or None
         if approx and len(approx) > MAX_REASON:
             approx = approx[:MAX_REASON - 1] + "…"
-        atoms: dict[_Iface, None] = {}
-        _collect_ifaces(expr, atoms)
+        atoms: dict[Iface, None] = {}
+        collect_ifaces(expr, atoms)
         if not atoms:
             return [Rule(rid, action, expr, None, None, source, name, approx)]  # type: ignore[arg-type]
-        in_classes = _classes(self.interfaces, [a for a in atoms if a.direction == "in"])
-        out_classes = _classes(self.interfaces, [a for a in atoms if a.direction == "out"])
+        in_classes = interface_classes(self.interfaces, [a for a in atoms if a.direction == "in"])
+        out_classes = interface_classes(self.interfaces, [a for a in atoms if a.direction == "out"])
         results: dict[tuple[Expr, frozenset[str]], list[frozenset[str]]] = {}
         for oc, oc_names in out_classes:
             for ic, ic_names in in_classes:
-                def value(a: _Iface, ic: dict[_Iface, bool] = ic, oc: dict[_Iface, bool] = oc) -> bool:
+                def value(a: Iface, ic: dict[Iface, bool] = ic, oc: dict[Iface, bool] = oc) -> bool:
                     return ic[a] if a.direction == "in" else oc[a]
 
-                sub = _subst_ifaces(expr, value)
+                sub = subst_ifaces(expr, value)
                 if sub != FALSE:
                     results.setdefault((sub, oc_names), []).append(ic_names)
         by_in: dict[tuple[Expr, frozenset[str]], set[str]] = {}
@@ -2263,43 +2263,43 @@ class Builder:
                  for (sub, ins), outs in by_in.items()]
         return rules or [Rule(rid, action, FALSE, None, None, source, name, approx)]  # type: ignore[arg-type]
 
-    def entry_rules(self, e: _Entry, action: str, cond: IExpr, reason: str | None, resolver: _Resolver) -> list[Rule]:
+    def entry_rules(self, e: _Entry, action: str, cond: IExpr, reason: str | None, resolver: Resolver) -> list[Rule]:
         return self.make_rules(self.rule_id(e.table, e.chain, e.rule), action, cond,
                                SourceRef(self.path, e.rule.line), self.rule_name(e.chain, e.rule), reason, resolver)
 
     def stage_rules(self, s: _Stage, fam: IExpr) -> list[Rule]:
         """A base chain other than the main one: its drops (and DNAT allows), then its drop policy."""
         resolver = self.resolver_for(s)
-        restrict = _and(s.restrict, fam)
+        restrict = and_i(s.restrict, fam)
         out: list[Rule] = []
-        accepted: _Guards | None = None
+        accepted: Guards | None = None
         for e in s.entries:
             guard: IExpr = Not(accepted) if accepted else TRUE  # type: ignore[arg-type]
             if e.kind == "drop":
-                out.extend(self.entry_rules(e, "deny", _and(e.cond, guard, restrict), None, resolver))
+                out.extend(self.entry_rules(e, "deny", and_i(e.cond, guard, restrict), None, resolver))
             elif e.kind == "accept":
-                accepted = _Guards(accepted, e.cond)
+                accepted = Guards(accepted, e.cond)
             elif e.kind == "unknown":
-                accepted = _Guards(accepted, _and(e.cond, _Unknown(e.reason or "")))
+                accepted = Guards(accepted, and_i(e.cond, Unknown(e.reason or "")))
                 out.extend(self.entry_rules(e, "deny", FALSE, f"{e.reason} (in {s.label}: taken as not dropping)",
                                             resolver))
             elif e.kind == "dnat":
                 reason = f"{e.reason}: the packets it may rewrite are taken as passing"
-                out.extend(self.entry_rules(e, "allow", _and(e.cond, guard, restrict), reason, resolver))
-                accepted = _Guards(accepted, e.cond)
+                out.extend(self.entry_rules(e, "allow", and_i(e.cond, guard, restrict), reason, resolver))
+                accepted = Guards(accepted, e.cond)
         if s.base.policy == "drop":
             guard = Not(accepted) if accepted else TRUE  # type: ignore[arg-type]
-            out.extend(self.make_rules(f"{s.label} (policy)", "deny", _and(guard, restrict),
+            out.extend(self.make_rules(f"{s.label} (policy)", "deny", and_i(guard, restrict),
                                        SourceRef(self.path, s.base.line), self.rule_name(s.chain, NRule([], None)),
                                        None, resolver))
         return out
 
     def main_rules(self, s: _Stage, fam: IExpr) -> list[Rule]:
         resolver = self.resolver_for(s)
-        restrict = _and(s.restrict, fam)
+        restrict = and_i(s.restrict, fam)
         out: list[Rule] = []
         for e in s.entries:
-            cond = _and(e.cond, restrict)
+            cond = and_i(e.cond, restrict)
             if e.kind == "accept":
                 out.extend(self.entry_rules(e, "allow", cond, None, resolver))
             elif e.kind == "drop":
@@ -2354,34 +2354,34 @@ class Builder:
     # -- conntrack --
 
     def setup_states(self, stages: list[_Stage]) -> None:
-        self.pre_resolver = _Resolver(_raw_states)
-        ambiguous = _Unknown("this chain runs at conntrack's own priority (-200), before or after it")
-        self.ambiguous_resolver = _Resolver(lambda s: ambiguous)
+        self.pre_resolver = Resolver(raw_states)
+        ambiguous = Unknown("this chain runs at conntrack's own priority (-200), before or after it")
+        self.ambiguous_resolver = Resolver(lambda s: ambiguous)
         memo: dict[int, tuple[object, IExpr]] = {}
         notracks: list[IExpr] = []
         for s in stages:
             if s.states != "pre" or s.base.hook != "prerouting":
                 continue
-            accepted: _Guards | None = None
+            accepted: Guards | None = None
             for e in s.entries:
                 guard: IExpr = Not(accepted) if accepted else TRUE  # type: ignore[arg-type]
                 if e.kind == "notrack":
-                    notracks.append(_subst_states(_and(e.cond, guard, s.restrict), _raw_states, memo))
+                    notracks.append(subst_states(and_i(e.cond, guard, s.restrict), raw_states, memo))
                 elif e.kind in ("accept", "dnat"):
-                    accepted = _Guards(accepted, e.cond)
+                    accepted = Guards(accepted, e.cond)
                 elif e.kind == "unknown":
-                    accepted = _Guards(accepted, _and(e.cond, _Unknown(e.reason or "")))
+                    accepted = Guards(accepted, and_i(e.cond, Unknown(e.reason or "")))
         untracked = any_of_i(notracks)
-        icmp4 = _and(V4, _proto(PROTO_ICMP))
-        icmp6 = _and(V6, _proto(PROTO_ICMPV6))
+        icmp4 = and_i(V4, _proto(PROTO_ICMP))
+        icmp6 = and_i(V6, _proto(PROTO_ICMPV6))
         bad = any_of_i((
-            _and(icmp4, _not(FieldIn("icmp_type", ICMP_NEW_TYPES))),
-            _and(icmp6, _not(FieldIn("icmp_type", ICMPV6_NEW_TYPES | ICMPV6_UNTRACKED_TYPES))),
+            and_i(icmp4, not_i(FieldIn("icmp_type", ICMP_NEW_TYPES))),
+            and_i(icmp6, not_i(FieldIn("icmp_type", ICMPV6_NEW_TYPES | ICMPV6_UNTRACKED_TYPES))),
         ))
-        is_untracked = any_of_i((untracked, _and(icmp6, FieldIn("icmp_type", ICMPV6_UNTRACKED_TYPES))))
+        is_untracked = any_of_i((untracked, and_i(icmp6, FieldIn("icmp_type", ICMPV6_UNTRACKED_TYPES))))
         state_expr: dict[str, IExpr] = {
-            "NEW": _and(_not(is_untracked), _not(bad)),
-            "INVALID": _and(_not(is_untracked), bad),
+            "NEW": and_i(not_i(is_untracked), not_i(bad)),
+            "INVALID": and_i(not_i(is_untracked), bad),
             "UNTRACKED": is_untracked,
             "ESTABLISHED": FALSE,
             "RELATED": FALSE,
@@ -2394,7 +2394,7 @@ class Builder:
                 hit = cache[labels] = any_of_i(state_expr[x] for x in sorted(labels))
             return hit
 
-        self.post_resolver = _Resolver(states)
+        self.post_resolver = Resolver(states)
 
     # -- the whole ruleset --
 
