@@ -105,17 +105,32 @@ def check(topology: str, fmt: str, output: str | None, lang: str) -> None:
 
 @main.command()
 @click.argument("topology", type=click.Path(dir_okay=False))
-@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("captures", nargs=-1, required=True)
+@click.option("--workers", type=click.IntRange(min=1), help="Read and judge on a local Dask cluster of N "
+              "processes (one thread each).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Use an existing Dask cluster (the captures must "
+              "be readable at the same paths on its workers).")
 @common
-def replay(topology: str, captures: tuple[str, ...], fmt: str, output: str | None, lang: str) -> None:
-    """Judge the flows in pcap/pcapng CAPTURES (gzip too) against TOPOLOGY."""
+def replay(topology: str, captures: tuple[str, ...], workers: int | None, scheduler: str | None, fmt: str,
+           output: str | None, lang: str) -> None:
+    """Judge the flows in pcap/pcapng CAPTURES (gzip too; glob patterns and directories) against TOPOLOGY."""
 
     def action() -> Result:
         from .analysis.replay import replay as run_replay
+        from .scale.parts import expand_inputs
         from .topology.loader import load_topology
 
-        return run_replay(load_topology(topology), list(captures), show_progress=sys.stderr.isatty())
+        files = expand_inputs(captures)
+        topo = load_topology(topology)
+        if workers is None and scheduler is None:
+            return run_replay(topo, files, show_progress=sys.stderr.isatty())
+        from .scale.cluster import cluster_client, replay_cluster
 
+        with cluster_client(workers, scheduler) as client:
+            return replay_cluster(topo, files, client, show_progress=sys.stderr.isatty())
+
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("--workers and --scheduler exclude each other")
     run(action, fmt, output, lang)
 
 

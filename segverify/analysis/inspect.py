@@ -9,7 +9,7 @@ its bytes) is said so, and the result becomes ``incomplete``: never clean by def
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,28 +54,39 @@ def outbound(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
         leg.ports, f.proto, f.dport)
 
 
-def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
-                     captures: Sequence[str]) -> Inspection:
-    """Inspect every flow a permitted channel carries: a screen-transfer flow it covers, or a flow on
-    a sanitizer's outbound leg. Legs are the channel's, whatever the families: a dual-homed
-    sanitizer delivers to the LG side from its own LG address, a flow inside one family."""
+@dataclass
+class ItemResult:
+    """What inspecting one flow found: computed wherever its packets are, put together in flow order."""
+
+    notes: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    mismatch: tuple[tuple, str] | None = None  # (channel, segments, protocol seen), evidence
+
+
+def plan(topo: Topology, channels: Sequence[Channel], v: FlowVerdict) -> tuple[int, str] | None:
+    """Which channel (index) inspects this flow, and how: a screen-transfer flow it covers, or a flow on
+    a sanitizer's outbound leg. Legs are the channel's, whatever the families: a dual-homed sanitizer
+    delivers to the LG side from its own LG address, a flow inside one family."""
     from .replay import ch_covers
 
-    work: list[tuple[FlowVerdict, Channel, str]] = []
-    for v in verdicts:
-        if v.src_segment is None or v.dst_segment is None:
-            continue
-        f = v.flow
-        for ch in channels:
-            if ch.kind == "screen-transfer" and ch_covers(topo, ch, f.src, f.dst, f.proto, f.dport):
-                work.append((v, ch, "screen"))
-                break
-            if ch.kind in ("mail-text", "file-sanitization") and outbound(topo, ch, v):
-                work.append((v, ch, "mail" if ch.kind == "mail-text" else "file"))
-                break
-    out = Inspection()
-    if not work:
-        return out
+    if v.src_segment is None or v.dst_segment is None:
+        return None
+    f = v.flow
+    for i, ch in enumerate(channels):
+        if ch.kind == "screen-transfer" and ch_covers(topo, ch, f.src, f.dst, f.proto, f.dport):
+            return i, "screen"
+        if ch.kind in ("mail-text", "file-sanitization") and outbound(topo, ch, v):
+            return i, "mail" if ch.kind == "mail-text" else "file"
+    return None
+
+
+Work = list[tuple["FlowVerdict", Channel, str]]
+
+
+def wanted(work: Work) -> tuple[set[frozenset[tuple[int, int]]], set[frozenset[tuple[int, int]]],
+                                Callable[[frozenset[tuple[int, int]]], dict[str, int | bool]]]:  # fmt: skip
+    """The endpoint pairs to collect (TCP, UDP) and the reassembly limits of each."""
     tcp = {_key(v) for v, _, _ in work if v.flow.proto == 6}
     udp = {_key(v) for v, _, _ in work if v.flow.proto == 17}
     screen = {_key(v) for v, _, what in work if what == "screen"}
@@ -84,25 +95,56 @@ def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequ
         # a recogniser reads the first bytes only: keep no more of a screen-transfer session
         return {"max_bytes": 2 * MAX_FIRST_BYTES, "max_buffer": 64 * 1024} if key in screen else {}
 
+    return tcp, udp, caps
+
+
+def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
+                     captures: Sequence[str]) -> Inspection:
+    """Inspect every flow a permitted channel carries (see :func:`plan`)."""
+    work: Work = []
+    for v in verdicts:
+        which = plan(topo, channels, v)
+        if which is not None:
+            work.append((v, channels[which[0]], which[1]))
+    if not work:
+        return Inspection()
+    tcp, udp, caps = wanted(work)
     got = collect(captures, tcp, udp, caps_for=caps)
+    return combine(work, [inspect_item(topo, ch, what, v, got) for v, ch, what in work], channels)
+
+
+def inspect_item(topo: Topology, ch: Channel, what: str, v: FlowVerdict, got: Collected) -> ItemResult:
+    """Inspect one flow from the collected streams of its endpoint pair (``v`` is not changed)."""
+    out = ItemResult()
+    client, server, conn = _streams(got, v)
+    if what == "screen":
+        ev = identify(client[:MAX_FIRST_BYTES], server[:MAX_FIRST_BYTES], v.flow.proto, v.flow.dport)
+        out.notes.append(f"content: {ev.protocol or 'unknown'} ({ev.detail})")
+        if ev.protocol == "empty" or satisfies(ch.protocol or "", ev):
+            return out
+        if (ch.protocol or "") in UNVERIFIABLE and ev.protocol in (None, "tls"):
+            out.incomplete.append(
+                f"flow {_flow_text(v)} on channel {ch.name}: {ch.protocol} cannot be confirmed from its bytes "
+                f"({UNVERIFIABLE[ch.protocol or '']})")
+            return out
+        out.mismatch = ((ch.name, v.src_segment, v.dst_segment, ev.protocol), ev.detail)
+    elif what == "mail":
+        _mail(out, topo, ch, v, conn)
+    else:
+        _files(out, topo, ch, v, client, server, conn)
+    return out
+
+
+def combine(work: Work, results: Sequence[ItemResult], channels: Sequence[Channel]) -> Inspection:
+    """Put the per-flow results together in flow order, as one pass over all of them would have."""
+    out = Inspection()
     mismatches: dict[tuple, list[tuple[FlowVerdict, str]]] = {}
-    for v, ch, what in work:
-        client, server, conn = _streams(got, v)
-        if what == "screen":
-            ev = identify(client[:MAX_FIRST_BYTES], server[:MAX_FIRST_BYTES], v.flow.proto, v.flow.dport)
-            v.notes.append(f"content: {ev.protocol or 'unknown'} ({ev.detail})")
-            if ev.protocol == "empty" or satisfies(ch.protocol or "", ev):
-                continue
-            if (ch.protocol or "") in UNVERIFIABLE and ev.protocol in (None, "tls"):
-                out.incomplete.append(
-                    f"flow {_flow_text(v)} on channel {ch.name}: {ch.protocol} cannot be confirmed from its bytes "
-                    f"({UNVERIFIABLE[ch.protocol or '']})")
-                continue
-            mismatches.setdefault((ch.name, v.src_segment, v.dst_segment, ev.protocol), []).append((v, ev.detail))
-        elif what == "mail":
-            _mail(out, topo, ch, v, conn)
-        else:
-            _files(out, topo, ch, v, client, server, conn)
+    for (v, _ch, _what), res in zip(work, results, strict=True):
+        v.notes.extend(res.notes)
+        out.incomplete.extend(res.incomplete)
+        out.findings.extend(res.findings)
+        if res.mismatch is not None:
+            mismatches.setdefault(res.mismatch[0], []).append((v, res.mismatch[1]))
     by_name = {c.name: c for c in channels}
     for (name, a, b, proto), members in sorted(mismatches.items(), key=lambda kv: tuple(map(str, kv[0]))):
         ch = by_name[name]
@@ -138,7 +180,7 @@ def _flow_text(v: FlowVerdict) -> str:
     return f"{PROTO_NAMES.get(f.proto, f.proto)} {int_to_addr(f.src)}:{f.sport} → {int_to_addr(f.dst)}:{f.dport}"
 
 
-def _mail(out: Inspection, topo: Topology, ch: Channel, v: FlowVerdict, conn: object) -> None:
+def _mail(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, conn: object) -> None:
     if conn is None:
         out.incomplete.append(f"mail flow {_flow_text(v)} on channel {ch.name}: no TCP stream to inspect")
         return
@@ -147,7 +189,7 @@ def _mail(out: Inspection, topo: Topology, ch: Channel, v: FlowVerdict, conn: ob
     if client_addr not in sanitizer:
         return  # a peer sending mail to the sanitizer: outgoing mail, not what the channel sanitizes
     transactions = connection_transactions(conn)  # type: ignore[arg-type]
-    v.notes.append(f"content: smtp, {sum(1 for t in transactions if t.mode)} message(s) inspected")
+    out.notes.append(f"content: smtp, {sum(1 for t in transactions if t.mode)} message(s) inspected")
     for t in transactions:
         parts = transaction_findings(t)
         bad = [p for p in parts if p.content_type != UNINSPECTABLE]
@@ -170,7 +212,7 @@ def _mail(out: Inspection, topo: Topology, ch: Channel, v: FlowVerdict, conn: ob
         ))
 
 
-def _files(out: Inspection, topo: Topology, ch: Channel, v: FlowVerdict, client: bytes, server: bytes,
+def _files(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client: bytes, server: bytes,
            conn: object) -> None:
     from ..capture.content import judge
     from ..capture.http import DOWNLOAD, UPLOAD, http_bodies

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress
 
@@ -24,6 +24,9 @@ from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
 from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
 from .check import Context, build_context, judge_channels, judge_exceptions, reach_from, report_context
 from .findings import Finding, Result
+
+if TYPE_CHECKING:
+    from .inspect import Inspection
 
 MAX_EXAMPLES = 5
 
@@ -224,6 +227,17 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False)
     else:
         flows, damage, stats = read_captures(captures)
     verdicts = [judge.judge(f) for f in flows]
+    from .inspect import inspect_channels
+
+    inspection = inspect_channels(topo, judge.channels, verdicts, captures)
+    return assemble(topo, judge, captures, verdicts, damage, stats, inspection)
+
+
+def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],
+             damage: list[Damage], stats: dict[str, int], inspection: Inspection,
+             more_incomplete: Sequence[str] = (), result_type: type[Result] = Result) -> Result:
+    """The report from judged flows, damage and content inspection: shared by the one-process and the
+    cluster paths, so that both give the same result from the same flow table."""
     findings: list[Finding] = []
     findings += flow_findings(judge, verdicts)
     findings += unknown_address_findings(verdicts)
@@ -237,24 +251,23 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False)
             f"{stats['unattributed_fragments']} IP fragment(s) could not be attributed to a flow (fragments are "
             "not reassembled yet): their payload was not judged"
         )
-    from .inspect import inspect_channels
-
-    inspection = inspect_channels(topo, judge.channels, verdicts, captures)
     findings += inspection.findings
     incomplete += inspection.incomplete
+    incomplete += more_incomplete
     findings.sort(key=Finding.sort_key)
     stats = dict(stats)
     stats.update({
         "captures": len(captures),
-        "flows": len(flows),
+        "flows": len(verdicts),
         "cross_family_flows": sum(1 for v in verdicts if v.verdict != "intra-family"),
         "damaged_regions": len(real_damage),
     })
     order = sorted(verdicts, key=lambda v: (v.flow.first_ts, v.flow.src, v.flow.dst, v.flow.sport, v.flow.dport,
                                             v.flow.proto, v.flow.reuse))
     inputs = list(topo.inputs) + list(captures)
-    return Result("replay", findings, inputs, stats, incomplete, title=topo.name,
-                  extra={"model": topo.model, "flows": [v.to_json() for v in order]}, context=report_context(topo))
+    return result_type("replay", findings, inputs, stats, incomplete, title=topo.name,
+                       extra={"model": topo.model, "flows": [v.to_json() for v in order]},
+                       context=report_context(topo))
 
 
 def flow_findings(judge: Judge, verdicts: list[FlowVerdict]) -> list[Finding]:

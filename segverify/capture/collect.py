@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .reader import Batch, Damage, PacketRecord, batch_records, iter_batches
+from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
 from .tcpstream import Connection, reassemble
 
 Endpoint = tuple[int, int]
@@ -61,40 +61,56 @@ _P1 = 0x9E3779B97F4A7C15
 _P2 = 0xC2B2AE3D27D4EB4F
 
 
+def candidates(sources: Iterable[tuple[str, Span | None]], tcp_keys: set[frozenset[Endpoint]],
+               udp_keys: set[frozenset[Endpoint]]) -> Iterator[PacketRecord]:
+    """The TCP and UDP packets between the given endpoint pairs, in file order, from ``(path, span)``
+    sources (``span`` None: the whole file; a part of a split capture otherwise)."""
+    wanted = np.array(sorted({_pair_hash_py(k) for k in tcp_keys | udp_keys}), dtype=np.uint64)
+    if not len(wanted):
+        return
+    for path, span in sources:
+        damage: list[Damage] = []  # already reported by the first pass
+        for batch in iter_batches(path, damage=damage, span=span):
+            p = batch.pkts
+            mask = np.isin(_pair_hash(p), wanted)  # collisions only let extra packets through
+            if not mask.any():
+                continue
+            for rec in batch_records(Batch(p[mask], batch.buf, batch.base)):
+                if rec.src is None or rec.dst is None:
+                    continue
+                key = frozenset(((rec.src, rec.sport), (rec.dst, rec.dport)))
+                if (rec.proto == 6 and key in tcp_keys) or (rec.proto == 17 and key in udp_keys):
+                    yield rec
+
+
+def collect_records(records: Iterable[PacketRecord],
+                    caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None) -> Collected:
+    """Reassemble the TCP connections and gather the UDP exchanges of ``records`` (already selected, in
+    capture order). Per endpoint pair the result depends only on that pair's records, so pairs may be
+    collected in different places and put together."""
+    udp_out: dict[frozenset[Endpoint], UdpExchange] = {}
+
+    def tcp_only() -> Iterator[PacketRecord]:
+        for rec in records:
+            if rec.proto == 6:
+                yield rec
+            else:
+                _udp(udp_out, frozenset(((rec.src, rec.sport), (rec.dst, rec.dport))), rec)
+
+    connections = reassemble(tcp_only(), caps_for=caps_for)
+    by_key: dict[frozenset[Endpoint], list[Connection]] = {}
+    for conn in connections:
+        by_key.setdefault(frozenset((conn.client_endpoint, conn.server_endpoint)), []).append(conn)
+    return Collected(by_key, udp_out)
+
+
 def collect(paths: Sequence[str], tcp: Iterable[frozenset[Endpoint]], udp: Iterable[frozenset[Endpoint]],
             caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None) -> Collected:
     """Reassemble the TCP connections and gather the UDP exchanges between the given endpoint pairs.
 
     ``caps_for`` gives each connection its reassembly limits (a recogniser that reads 4 KiB needs no
     more kept)."""
-    tcp_keys, udp_keys = set(tcp), set(udp)
-    wanted = np.array(sorted({_pair_hash_py(k) for k in tcp_keys | udp_keys}), dtype=np.uint64)
-    udp_out: dict[frozenset[Endpoint], UdpExchange] = {}
-
-    def candidates() -> Iterator[PacketRecord]:
-        if not len(wanted):
-            return
-        for path in paths:
-            damage: list[Damage] = []  # already reported by the first pass
-            for batch in iter_batches(path, damage=damage):
-                p = batch.pkts
-                mask = np.isin(_pair_hash(p), wanted)  # collisions only let extra packets through
-                if not mask.any():
-                    continue
-                for rec in batch_records(Batch(p[mask], batch.buf, batch.base)):
-                    if rec.src is None or rec.dst is None:
-                        continue
-                    key = frozenset(((rec.src, rec.sport), (rec.dst, rec.dport)))
-                    if rec.proto == 6 and key in tcp_keys:
-                        yield rec
-                    elif rec.proto == 17 and key in udp_keys:
-                        _udp(udp_out, key, rec)
-
-    connections = reassemble(candidates(), caps_for=caps_for)
-    by_key: dict[frozenset[Endpoint], list[Connection]] = {}
-    for conn in connections:
-        by_key.setdefault(frozenset((conn.client_endpoint, conn.server_endpoint)), []).append(conn)
-    return Collected(by_key, udp_out)
+    return collect_records(candidates([(p, None) for p in paths], set(tcp), set(udp)), caps_for)
 
 
 def _udp(out: dict[frozenset[Endpoint], UdpExchange], key: frozenset[Endpoint], rec: PacketRecord) -> None:

@@ -333,74 +333,87 @@ class FlowBuilder:
         order = np.argsort(self._g.cols["first_pos"][:n], kind="stable")
         c = {k: v[:n][order] for k, v in self._g.cols.items()}
         keys = np.frombuffer(b"".join(self._keys), dtype=KEY_DTYPE)[order]
-        proto = keys["proto"].astype(np.int64)
-        known = (proto == PROTO_TCP) & (c["syn_side"] >= 0)
-        s = np.where(known, c["syn_side"], c["first_side"]).astype(np.int64)
-        r = 1 - s
-        rows = np.arange(n)
-
-        def side(col: str, which: np.ndarray) -> list:
-            return c[col][rows, which].tolist()
-
-        evs, evr = c["ev"][rows, s], c["ev"][rows, r]
-        hand = ((evs & EV_SYN) != 0) & ((evr & EV_SYNACK) != 0) & ((evs & EV_ACK) != 0)
-        data2 = ((evs & EV_DATA) != 0) & ((evr & EV_DATA) != 0)
-        both = (c["pk"][:, 0] > 0) & (c["pk"][:, 1] > 0)
-        established = np.where(proto == PROTO_TCP, hand | data2, both).tolist()
-
-        # Endpoint addresses as unified Python ints (IPv6 needs big ints: built per IPv6 flow only).
-        v6 = keys["family"] == 6
-        lo = keys["llo"].astype(object)
-        hi = keys["hlo"].astype(object)
-        if v6.any():
-            w = np.flatnonzero(v6)
-            lo[w] = [
-                V6_BASE + (a << 64 | b) for a, b in zip(keys["lhi"][w].tolist(), keys["llo"][w].tolist(), strict=True)
-            ]
-            hi[w] = [
-                V6_BASE + (a << 64 | b) for a, b in zip(keys["hhi"][w].tolist(), keys["hlo"][w].tolist(), strict=True)
-            ]
-        sb = s.astype(bool)
-        src = np.where(sb, hi, lo).tolist()
-        dst = np.where(sb, lo, hi).tolist()
-        sport = np.where(sb, keys["hport"], keys["lport"]).tolist()
-        dport = np.where(sb, keys["lport"], keys["hport"]).tolist()
         vlan = c["vlan"].tolist()
-        ids = order.tolist()
         vlans = [
             tuple(sorted(v for v in self._vlans[i] if v >= 0)) if i in self._vlans else ((vl,) if vl >= 0 else ())
-            for i, vl in zip(ids, vlan, strict=True)
+            for i, vl in zip(order.tolist(), vlan, strict=True)
         ]
-        basis = np.where(known, "syn", "first-packet").tolist()
-        return [
-            Flow(*row)
-            for row in zip(
-                proto.tolist(),
-                keys["family"].tolist(),
-                src,
-                sport,
-                dst,
-                dport,
-                known.tolist(),
-                basis,
-                side("pk", s),
-                side("by", s),
-                side("pk", r),
-                side("by", r),
-                side("pay", s),
-                side("pay", r),
-                c["tmin"].tolist(),
-                c["tmax"].tolist(),
-                established,
-                (evs >> 16).tolist(),
-                (evr >> 16).tolist(),
-                [v if v >= 0 else None for v in vlan],
-                vlans,
-                c["first_pos"].tolist(),
-                c["reuse"].tolist(),
-                strict=True,
-            )  # fmt: skip
+        return flows_from_table(keys, c, vlans)
+
+
+def flows_from_table(keys: np.ndarray, c: dict[str, np.ndarray], vlans: list[tuple[int, ...]]) -> list[Flow]:
+    """:class:`Flow` objects from a finished flow table, in the order given (one row per flow).
+
+    ``keys`` is a :data:`KEY_DTYPE` array; ``c`` the per-flow columns of :class:`FlowBuilder` (``pk``, ``by``,
+    ``pay``, ``ev`` by key side; ``tmin``, ``tmax``, ``first_pos``, ``first_side``, ``syn_side``, ``vlan``,
+    ``reuse``). Shared with the mergeable partial tables of :mod:`segverify.scale`, so that both paths
+    orient and count flows with the same code."""
+    n = len(keys)
+    if n == 0:
+        return []
+    proto = keys["proto"].astype(np.int64)
+    known = (proto == PROTO_TCP) & (c["syn_side"] >= 0)
+    s = np.where(known, c["syn_side"], c["first_side"]).astype(np.int64)
+    r = 1 - s
+    rows = np.arange(n)
+
+    def side(col: str, which: np.ndarray) -> list:
+        return c[col][rows, which].tolist()
+
+    evs, evr = c["ev"][rows, s], c["ev"][rows, r]
+    hand = ((evs & EV_SYN) != 0) & ((evr & EV_SYNACK) != 0) & ((evs & EV_ACK) != 0)
+    data2 = ((evs & EV_DATA) != 0) & ((evr & EV_DATA) != 0)
+    both = (c["pk"][:, 0] > 0) & (c["pk"][:, 1] > 0)
+    established = np.where(proto == PROTO_TCP, hand | data2, both).tolist()
+
+    # Endpoint addresses as unified Python ints (IPv6 needs big ints: built per IPv6 flow only).
+    v6 = keys["family"] == 6
+    lo = keys["llo"].astype(object)
+    hi = keys["hlo"].astype(object)
+    if v6.any():
+        w = np.flatnonzero(v6)
+        lo[w] = [
+            V6_BASE + (a << 64 | b) for a, b in zip(keys["lhi"][w].tolist(), keys["llo"][w].tolist(), strict=True)
         ]
+        hi[w] = [
+            V6_BASE + (a << 64 | b) for a, b in zip(keys["hhi"][w].tolist(), keys["hlo"][w].tolist(), strict=True)
+        ]
+    sb = s.astype(bool)
+    src = np.where(sb, hi, lo).tolist()
+    dst = np.where(sb, lo, hi).tolist()
+    sport = np.where(sb, keys["hport"], keys["lport"]).tolist()
+    dport = np.where(sb, keys["lport"], keys["hport"]).tolist()
+    vlan = c["vlan"].tolist()
+    basis = np.where(known, "syn", "first-packet").tolist()
+    return [
+        Flow(*row)
+        for row in zip(
+            proto.tolist(),
+            keys["family"].tolist(),
+            src,
+            sport,
+            dst,
+            dport,
+            known.tolist(),
+            basis,
+            side("pk", s),
+            side("by", s),
+            side("pk", r),
+            side("by", r),
+            side("pay", s),
+            side("pay", r),
+            c["tmin"].tolist(),
+            c["tmax"].tolist(),
+            established,
+            (evs >> 16).tolist(),
+            (evr >> 16).tolist(),
+            [v if v >= 0 else None for v in vlan],
+            vlans,
+            c["first_pos"].tolist(),
+            c["reuse"].tolist(),
+            strict=True,
+        )  # fmt: skip
+    ]
 
 
 def build_flows(batches: Iterable[Batch]) -> tuple[list[Flow], FlowBuilder]:

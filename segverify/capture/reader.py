@@ -73,6 +73,19 @@ class Damage:
 
 
 @dataclass(frozen=True)
+class Span:
+    """Records of a plain pcap from ``start`` (a verified record boundary, or 0 for the file start) up to
+    ``stop`` (a verified boundary, or None for the end of the file).
+
+    ``last_sec`` is the seconds field of the record before ``start``: the only reader state a pcap
+    carries across records (resynchronisation after damage prefers timestamps near it)."""
+
+    start: int = 0
+    stop: int | None = None
+    last_sec: int | None = None
+
+
+@dataclass(frozen=True)
 class Interface:
     """A capture interface: pcap has one, pcapng one per Interface Description Block over all sections."""
 
@@ -148,9 +161,12 @@ class PacketRecord:
 
 
 def iter_batches(path: str | Path, batch_size: int = DEFAULT_BATCH, damage: list[Damage] | None = None,
-                 ) -> Iterator[Batch]:  # fmt: skip
-    """Decoded batches of at most ``batch_size`` packets; damage is appended to ``damage`` as it is found."""
-    yield from CaptureReader(path, damage).batches(batch_size)
+                 span: Span | None = None) -> Iterator[Batch]:  # fmt: skip
+    """Decoded batches of at most ``batch_size`` packets; damage is appended to ``damage`` as it is found.
+
+    ``span`` reads only the records between two verified record boundaries of a plain pcap (a part of a
+    file split for parallel reading): what it yields is exactly what a whole-file read yields there."""
+    yield from CaptureReader(path, damage, span).batches(batch_size)
 
 
 def iter_packets(path: str | Path, damage: list[Damage] | None = None) -> Iterator[PacketRecord]:
@@ -231,16 +247,21 @@ class _Gunzip:
 class _Plain:
     """A plain file read in chunks no larger than what is left (``read(n)`` allocates ``n`` up front)."""
 
-    def __init__(self, fh: io.BufferedReader) -> None:
+    def __init__(self, fh: io.BufferedReader, stop: int | None = None) -> None:
         self.fh = fh
         try:
             self.size = os.fstat(fh.fileno()).st_size
         except (OSError, io.UnsupportedOperation):
             self.size = -1
-        self.pos = 0
+        self.pos = fh.tell()
+        self.stop = stop
 
     def read(self, n: int) -> bytes:
-        if self.size >= 0:
+        if self.stop is not None:  # a part of a split file ends exactly at a record boundary
+            n = min(n, self.stop - self.pos)
+            if n <= 0:
+                return b""
+        elif self.size >= 0:
             n = min(n, max(self.size - self.pos, 1 << 16))  # a file that grows is still read on
         data = self.fh.read(n)
         self.pos += len(data)
@@ -250,14 +271,19 @@ class _Plain:
 class _Source:
     """The decompressed byte stream, exposed as a sliding buffer: ``buf[:end]`` is data, then PAD zeros."""
 
-    def __init__(self, path: str, fh: io.BufferedReader, damage: list[Damage]) -> None:
+    def __init__(self, path: str, fh: io.BufferedReader, damage: list[Damage], span: Span | None = None) -> None:
         self.path = path
         self.damage = damage
-        self.gz = fh.peek(2)[:2] == b"\x1f\x8b"
-        self.fh: _Plain | _Gunzip = _Gunzip(fh, self._gz_damage) if self.gz else _Plain(fh)
+        if span is not None:  # a part: plain pcap only, positioned at its first record
+            self.gz = False
+            fh.seek(span.start)
+            self.fh: _Plain | _Gunzip = _Plain(fh, span.stop)
+        else:
+            self.gz = fh.peek(2)[:2] == b"\x1f\x8b"
+            self.fh = _Gunzip(fh, self._gz_damage) if self.gz else _Plain(fh)
         self.buf = bytes(PAD)
         self.end = 0
-        self.base = 0
+        self.base = span.start if span is not None else 0
         self.eof = False
         self._pending = 0  # bytes read in the current fill, for damage offsets
 
@@ -291,11 +317,12 @@ class _Source:
 class CaptureReader:
     """Reads one capture file; ``damage`` and ``interfaces`` fill in as batches are consumed."""
 
-    def __init__(self, path: str | Path, damage: list[Damage] | None = None) -> None:
+    def __init__(self, path: str | Path, damage: list[Damage] | None = None, span: Span | None = None) -> None:
         self.path = str(path)
         self.damage: list[Damage] = [] if damage is None else damage
         self.interfaces: list[Interface] = []
         self.format = ""
+        self.span = span
 
     def _damage(self, offset: int, reason: str) -> None:
         self.damage.append(Damage(self.path, offset, reason))
@@ -303,24 +330,33 @@ class CaptureReader:
     def batches(self, batch_size: int = DEFAULT_BATCH) -> Iterator[Batch]:
         """Yield :class:`Batch` objects of at most ``batch_size`` packets, in file order."""
         batch_size = max(1, int(batch_size))
+        yield from self._decode(self.raw(), batch_size)
+
+    def raw(self) -> Iterator[tuple]:
+        """Undecoded record runs ``(buf, base, data offsets, caplen, wirelen, ts, ifindex, linktype)``:
+        the record walk alone, for finding verified record boundaries cheaply."""
         with open(self.path, "rb") as fh:
-            src = _Source(self.path, fh, self.damage)
+            if self.span is not None and self.span.start > 0:
+                header = fh.read(24)
+                src = _Source(self.path, fh, self.damage, self.span)
+                src.fill(0)
+                self.format = "pcap"
+                yield from self._pcap(src, header, self.span.last_sec)
+                return
+            src = _Source(self.path, fh, self.damage, self.span)
             src.fill(0)
             head = src.buf[:4]
             if src.end >= 4 and head in _PCAP_MAGICS:
                 self.format = "pcap"
-                raw = self._pcap(src)
+                yield from self._pcap(src)
             elif src.end >= 4 and struct.unpack_from("<I", src.buf, 0)[0] == _SHB:
                 self.format = "pcapng"
-                raw = self._pcapng(src)
+                yield from self._pcapng(src)
             elif src.end == 0:
                 self._damage(0, "empty file")
-                return
             else:
                 magic = src.buf[: min(src.end, 4)].hex()
                 self._damage(0, f"not a pcap or pcapng file (starts with {magic})")
-                return
-            yield from self._decode(raw, batch_size)
 
     def _decode(self, raw: Iterator[tuple], batch_size: int) -> Iterator[Batch]:
         """Decode raw record runs in batches; runs from the same block are merged first.
@@ -350,20 +386,24 @@ class CaptureReader:
 
     # ------------------------------------------------------------------ pcap
 
-    def _pcap(self, src: _Source) -> Iterator[tuple]:
-        if src.end < 24:
-            self._damage(0, "pcap file header truncated")
-            return
-        endian, tsmul = _PCAP_MAGICS[src.buf[:4]]
-        _vmaj, _vmin, _zone, _sig, snaplen, lthdr = struct.unpack_from(endian + "HHiIII", src.buf, 4)
+    def _pcap(self, src: _Source, header: bytes | None = None, last_sec: int | None = None) -> Iterator[tuple]:
+        """Records of a pcap; with ``header`` (the file's first 24 bytes) ``src`` starts at a record boundary."""
+        if header is None:
+            if src.end < 24:
+                self._damage(0, "pcap file header truncated")
+                return
+            header = src.buf[:24]
+            pos = 24
+        else:
+            pos = 0
+        endian, tsmul = _PCAP_MAGICS[header[:4]]
+        _vmaj, _vmin, _zone, _sig, snaplen, lthdr = struct.unpack_from(endian + "HHiIII", header, 4)
         # The upper 16 bits of the link type field may carry FCS information; the type is the lower 16.
         linktype = lthdr & 0xFFFF
         self.interfaces.append(Interface(0, linktype, snaplen, tsresol=6 if tsmul == 1000 else 9))
         # While resynchronising, the header's snap length (when sane) tightens what a record may claim.
         limits = (min(snaplen, MAX_CAPLEN) if snaplen > 0 else MAX_CAPLEN, 1_000_000_000 // tsmul)
         u32 = struct.Struct(endian + "I").unpack_from
-        pos = 24
-        last_sec: int | None = None
         while True:
             buf, end = src.buf, src.end
             offs: list[int] = []

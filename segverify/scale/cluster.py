@@ -1,0 +1,407 @@
+"""``segverify replay`` on a Dask cluster: the same report as one process, from many.
+
+Three rounds, each a set of independent tasks (retried when a worker fails or dies):
+
+1. **read** — every part (a file, or a stretch of a large pcap; :mod:`.parts`) becomes a compact table of
+   flow pieces (:mod:`.partial`), its damage and counters; large plain pcaps are first cut at verified
+   record boundaries by a task of their own, and every input is hashed for the report on a worker.
+   The client merges the pieces into the one-pass flow table (numpy, a few arrays per part).
+2. **judge** — the flows, in slices, are judged by workers that build their own :class:`Judge` from the
+   topology (CUDD diagrams cannot be pickled): verdict, rule check, and which channel inspects the flow.
+3. **inspect** — a flow whose 5-tuple lies in one part is reassembled and inspected by a task on that
+   part; the packets of the few tuples that span parts are shipped (payload of those flows only) and
+   reassembled by the client in global order. Per-flow results are put together in flow order.
+
+A part that cannot be read on the cluster after its retries makes the result ``incomplete`` naming the
+file; a judge or inspect task that keeps failing is done by the client itself (same code, same result).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..analysis.findings import Result
+from ..analysis.inspect import ItemResult, combine, inspect_item, plan, wanted
+from ..analysis.replay import FlowVerdict, Judge, assemble
+from ..capture.collect import candidates, collect_records
+from ..capture.flows import Flow
+from ..capture.reader import DEFAULT_BATCH, Damage, PacketRecord, iter_batches
+from ..errors import InputError
+from ..model.topology import Topology
+from .partial import Counters, Pieces, batch_pieces, compact, concat, empty_pieces, merge
+from .parts import DEFAULT_CHUNK, Part, sha256_file, split, splittable, whole
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+KILL_ENV = "SEGVERIFY_TEST_KILL_DIR"
+"""Test hook: a directory; a read task exits its worker process the first time it runs on a part (and
+always fails on a part for which a file ``fail-PART`` exists there)."""
+RETRIES = 2
+JUDGE_SLICE = 4000
+
+Key = frozenset[tuple[int, int]]
+
+
+@dataclass
+class HashedResult(Result):
+    """A result whose captures were hashed on the workers (the report still names every input's sha256)."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per round, for benchmarks
+
+    def input_hashes(self) -> list[tuple[str, str]]:
+        rest = [p for p in self.inputs if p not in self.hashes]
+        done = dict(Result(self.command, [], rest).input_hashes()) if rest else {}
+        return [(p, self.hashes[p] if p in self.hashes else done[p]) for p in self.inputs]
+
+
+@dataclass
+class PartResult:
+    part: Part
+    pieces: Pieces
+    counters: Counters
+    damage: list[Damage]
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- worker side
+
+
+def part_id(part: Part) -> int:
+    return (part.fidx << 24) | part.seq
+
+
+def _maybe_die(part: Part) -> None:
+    where = os.environ.get(KILL_ENV)
+    if not where:
+        return
+    if os.path.exists(os.path.join(where, "fail-" + part.name)):
+        raise RuntimeError(f"test hook: part {part.name} always fails")
+    try:
+        os.close(os.open(os.path.join(where, part.name), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(1)
+
+
+def read_part(part: Part, batch_size: int = DEFAULT_BATCH) -> PartResult:
+    """Round 1 on a worker: the part's flow pieces (folded as it goes, so memory follows flows)."""
+    damage: list[Damage] = []
+    counters = Counters()
+    pcs: list[Pieces] = []
+    pid = part_id(part)
+    try:
+        for batch in iter_batches(part.path, batch_size, damage=damage, span=part.span):
+            pcs.append(batch_pieces(batch, counters, part.fidx, pid))
+            _maybe_die(part)
+            if len(pcs) >= 16:
+                pcs = [compact(concat(pcs))]
+    except OSError as exc:
+        return PartResult(part, empty_pieces(), counters, damage, f"cannot read: {exc.strerror or exc}")
+    _maybe_die(part)
+    return PartResult(part, compact(concat(pcs)), counters, damage)
+
+
+_JUDGES: dict[str, Judge] = {}
+
+
+def _judge(topo: Topology, token: str) -> Judge:
+    """One Judge per topology per worker process, kept between tasks (its BDDs are the costly part)."""
+    if token not in _JUDGES:
+        _JUDGES.clear()
+        _JUDGES[token] = Judge(topo)
+    return _JUDGES[token]
+
+
+def judge_flows(topo: Topology, token: str, flows: list[Flow]) -> list[tuple]:
+    """Round 2 on a worker: verdict, rule check and inspection plan of each flow (compact tuples)."""
+    judge = _judge(topo, token)
+    out = []
+    for f in flows:
+        v = judge.judge(f)
+        out.append((v.src_segment, v.dst_segment, v.verdict, v.notes, v.denied, v.no_path,
+                    plan(topo, judge.channels, v)))  # fmt: skip
+    return out
+
+
+def _record(rec: PacketRecord) -> tuple:
+    return (rec.proto, rec.family, rec.src, rec.sport, rec.dst, rec.dport, rec.tcp_flags, rec.seq,
+            bytes(rec.payload))  # fmt: skip
+
+
+def _unrecord(t: tuple) -> PacketRecord:
+    proto, family, src, sport, dst, dport, flags, seq, payload = t
+    return PacketRecord(0, 0, 0, 0, len(payload), len(payload), None, family, src, dst, proto, sport, dport, flags,
+                        seq, 0, 0, 0, 0, False, False, 0, 0, 0, memoryview(payload))  # fmt: skip
+
+
+def _rkey(rec: PacketRecord) -> Key:
+    return frozenset(((rec.src, rec.sport), (rec.dst, rec.dport)))
+
+
+def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, FlowVerdict, int, str]],
+                 ship_tcp: set[Key], ship_udp: set[Key]) -> tuple[list[tuple[int, ItemResult]], list[tuple]]:
+    """Round 3 on a worker: inspect the flows whose 5-tuples lie in this part; return the packets of the
+    tuples that span parts (only those) for the client to reassemble in global order."""
+    channels = _judge(topo, token).channels
+    work = [(v, channels[ci], what) for _, v, ci, what in items]
+    tcp, udp, caps = wanted(work)
+    shipped: list[tuple] = []
+
+    def local() -> Iterator[PacketRecord]:
+        for rec in candidates([(part.path, part.span)], tcp | ship_tcp, udp | ship_udp):
+            key = _rkey(rec)
+            if (key in ship_tcp) if rec.proto == 6 else (key in ship_udp):
+                shipped.append(_record(rec))
+            if (key in tcp) if rec.proto == 6 else (key in udp):
+                yield rec
+
+    got = collect_records(local(), caps)
+    results = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
+                                                                                              strict=True)]
+    return results, shipped
+
+
+# ------------------------------------------------------------------------------------------- client side
+
+
+@contextmanager
+def cluster_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
+    """A client on ``scheduler``, or on a local cluster of ``workers`` processes (one thread each)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:  # fmt: skip
+        yield client
+
+
+class _Progress:
+    """Files and packets done, and the rate, on stderr (when it is a terminal)."""
+
+    def __init__(self, show: bool, files: int, total_bytes: int) -> None:
+        self.bar = None
+        self.t0 = time.perf_counter()
+        self.packets = 0
+        self.files = files
+        if show:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                TextColumn("{task.fields[packets]:,} packets, {task.fields[rate]:,.0f}/s"),
+                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task(f"0/{files} files", total=total_bytes, packets=0, rate=0.0)
+
+    def update(self, done_bytes: int, packets: int, files_done: int, what: str = "reading") -> None:
+        self.packets += packets
+        if self.bar is not None:
+            rate = self.packets / max(time.perf_counter() - self.t0, 1e-6)
+            self.bar.update(self.task, advance=done_bytes, packets=self.packets, rate=rate,
+                            description=f"{what}: {files_done}/{self.files} files")  # fmt: skip
+
+    def stage(self, what: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=what)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chunk: int = DEFAULT_CHUNK,
+                   show_progress: bool = False, batch_size: int = DEFAULT_BATCH) -> Result:
+    """The replay of ``captures`` on the cluster behind ``client``: the one-process report, exactly."""
+    from distributed import as_completed
+
+    for path in captures:
+        if not os.path.isfile(path):
+            raise InputError(path, "capture file not found")
+    judge = Judge(topo)
+    token = hashlib.sha256(pickle.dumps(topo)).hexdigest()
+    run = uuid.uuid4().hex[:8]
+    progress = _Progress(show_progress, len(captures), sum(os.path.getsize(p) for p in captures))
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+
+    try:
+        # ---- round 1: read
+        meta: dict[str, tuple[str, Any]] = {}
+        futures = []
+
+        def submit(kind: str, obj: Any, fn: Any, *args: Any) -> Any:
+            fut = client.submit(fn, *args, key=f"segverify-{kind}-{run}-{len(meta)}", retries=RETRIES, pure=False)
+            meta[fut.key] = (kind, obj)
+            return fut
+
+        for fidx, path in enumerate(captures):
+            futures.append(submit("hash", path, sha256_file, path))
+            if splittable(path, chunk):
+                futures.append(submit("split", (fidx, path), split, fidx, path, chunk))
+            else:
+                part = whole(fidx, path)
+                futures.append(submit("read", part, read_part, part, batch_size))
+        hashes: dict[str, str] = {}
+        results: dict[tuple[int, int], PartResult] = {}
+        failed: dict[int, list[str]] = {}
+        parts_of: dict[int, int] = {}  # file -> number of parts, once known
+        done_of: dict[int, int] = {}
+        ac = as_completed(futures)
+        for fut in ac:
+            kind, obj = meta[fut.key]
+            try:
+                res = fut.result()
+                exc = None
+            except Exception as e:  # noqa: BLE001 - retries exhausted or the result lost with its worker
+                exc = e
+            if exc is not None:
+                if kind == "read":
+                    part = obj
+                    lo, hi = part.start, part.start + part.size
+                    failed.setdefault(part.fidx, []).append(
+                        f"capture {part.path} could not be read on the cluster (bytes {lo}-{hi}): "
+                        f"{type(exc).__name__}: {exc}: what it held was not judged")
+                    done_of[part.fidx] = done_of.get(part.fidx, 0) + 1
+                elif kind == "split":
+                    part = whole(*obj)  # cut it on the cluster failed: read it whole
+                    parts_of[part.fidx] = 1
+                    ac.add(submit("read", part, read_part, part, batch_size))
+                fut.release()
+                continue
+            fut.release()
+            if kind == "hash":
+                hashes[obj] = res
+            elif kind == "split":
+                parts_of[obj[0]] = len(res)
+                for part in res:
+                    ac.add(submit("read", part, read_part, part, batch_size))
+            else:
+                part = res.part
+                results[(part.fidx, part.seq)] = res
+                done_of[part.fidx] = done_of.get(part.fidx, 0) + 1
+                files_done = sum(1 for f, n in done_of.items() if n == parts_of.get(f, 1))
+                progress.update(part.size, res.counters.packets, files_done)
+        # ---- bad input exactly as one process reports it, in file order
+        damage: list[Damage] = []
+        counters = Counters()
+        for fidx, path in enumerate(captures):
+            mine = [results[k] for k in sorted(results) if k[0] == fidx]
+            for r in mine:
+                if r.error:
+                    raise InputError(path, r.error)
+            dmg = [d for r in mine for d in r.damage]
+            packets = sum(r.counters.packets for r in mine)
+            if (mine and mine[0].part.seq == 0 and dmg and dmg[0].offset == 0 and dmg[0].reason.startswith("not a ")
+                    and packets == 0):
+                raise InputError(path, f"not a pcap or pcapng capture ({dmg[0].reason})")
+            damage += dmg
+            for r in mine:
+                counters.add(r.counters)
+        lap("read")
+        progress.stage("merging")
+        ordered = [results[k] for k in sorted(results)]
+        merged = merge(concat([r.pieces for r in ordered]))
+        flows = merged.flows
+        stats = {"packets": counters.packets, "non_ip_packets": counters.non_ip,
+                 "unattributed_fragments": counters.unattributed_fragments}
+
+        lap("merge")
+        # ---- round 2: judge
+        progress.stage(f"judging {len(flows):,} flows")
+        slices = [flows[i : i + JUDGE_SLICE] for i in range(0, len(flows), JUDGE_SLICE)]
+        jf = [client.submit(judge_flows, topo, token, s, key=f"segverify-judge-{run}-{i}", retries=RETRIES,
+                            pure=False) for i, s in enumerate(slices)]  # fmt: skip
+        verdicts: list[FlowVerdict] = []
+        plans: list[tuple[int, str] | None] = []
+        for s, fut in zip(slices, jf, strict=True):
+            try:
+                rows = fut.result()
+            except Exception:  # noqa: BLE001 - the client judges the slice itself
+                rows = judge_flows(topo, token, s)
+            fut.release()
+            for f, (a, b, verdict, notes, denied, no_path, pl) in zip(s, rows, strict=True):
+                verdicts.append(FlowVerdict(f, a, b, verdict, list(notes), denied, no_path))
+                plans.append(tuple(pl) if pl is not None else None)  # type: ignore[arg-type]
+
+        lap("judge")
+        # ---- round 3: inspect
+        progress.stage("inspecting channel flows")
+        channels = judge.channels
+        work = []
+        by_part: dict[int, list[tuple[int, FlowVerdict, int, str]]] = {}
+        spanning: list[int] = []
+        ship_tcp: set[Key] = set()
+        ship_udp: set[Key] = set()
+        for i, (v, pl) in enumerate(zip(verdicts, plans, strict=True)):
+            if pl is None:
+                continue
+            w = len(work)
+            work.append((v, channels[pl[0]], pl[1]))
+            lp = int(merged.local_part[i])
+            if lp >= 0:
+                by_part.setdefault(lp, []).append((w, v, pl[0], pl[1]))
+            else:
+                spanning.append(w)
+                key = frozenset(((v.flow.src, v.flow.sport), (v.flow.dst, v.flow.dport)))
+                if v.flow.proto == 6:
+                    ship_tcp.add(key)
+                elif v.flow.proto == 17:
+                    ship_udp.add(key)
+        item_results: dict[int, ItemResult] = {}
+        shipped: dict[tuple[int, int], list[tuple]] = {}
+        tasks = []
+        for r in ordered:
+            pid = part_id(r.part)
+            items = by_part.get(pid, [])
+            if items or ship_tcp or ship_udp:
+                fut = client.submit(inspect_part, topo, token, r.part, items, ship_tcp, ship_udp,
+                                    key=f"segverify-inspect-{run}-{r.part.name}", retries=RETRIES, pure=False)
+                tasks.append((r.part, items, fut))
+        for part, items, fut in tasks:
+            try:
+                got, recs = fut.result()
+            except Exception:  # noqa: BLE001 - the client inspects the part itself
+                got, recs = inspect_part(topo, token, part, items, ship_tcp, ship_udp)
+            fut.release()
+            item_results.update(got)
+            shipped[(part.fidx, part.seq)] = recs
+        if spanning:
+            sub = [work[w] for w in spanning]
+            _, _, caps = wanted(sub)
+            records = (_unrecord(t) for k in sorted(shipped) for t in shipped[k])
+            got_all = collect_records(records, caps)
+            for w in spanning:
+                v, ch, what = work[w]
+                item_results[w] = inspect_item(topo, ch, what, v, got_all)
+        inspection = combine(work, [item_results[w] for w in range(len(work))], channels)
+        lap("inspect")
+        more = [m for f in sorted(failed) for m in failed[f]]
+        progress.stage("report")
+        result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, more,
+                          result_type=HashedResult)
+        assert isinstance(result, HashedResult)
+        result.hashes = hashes
+        lap("report")
+        result.timings = timings
+        return result
+    finally:
+        progress.close()

@@ -1,0 +1,135 @@
+"""Inputs and parts: which files a replay reads, and how they are cut for parallel reading.
+
+A part is a whole file, or a stretch of a large plain pcap between two *verified* record boundaries:
+offsets the one-pass reader itself reaches by following record lengths from the file header, before
+any damage. A pcap carries no reader state across records but the header and the previous record's
+seconds (for resynchronisation), so a part read from such a boundary yields exactly the records the
+whole-file read yields there, with the same damage offsets. gzip (no random access) and pcapng (the
+section and interface tables) are one part per file.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..capture.reader import _PCAP_MAGICS, CaptureReader, Damage, Span
+from ..errors import InputError
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
+DEFAULT_CHUNK = 512 << 20
+"""Plain pcap files larger than this are read in parts of about this many bytes."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One unit of work: records of file ``fidx`` (``span`` None: the whole file)."""
+
+    fidx: int
+    seq: int  # number of the part inside its file
+    path: str
+    span: Span | None
+    size: int  # bytes covered, for progress
+
+    @property
+    def name(self) -> str:
+        return f"{self.fidx}-{self.seq}"
+
+    @property
+    def start(self) -> int:
+        return self.span.start if self.span is not None else 0
+
+
+def expand_inputs(items: list[str] | tuple[str, ...]) -> list[str]:
+    """Glob patterns and directories to capture files, sorted and deterministic; a plain path stays as it
+    is (a missing file is reported where it is read). An input that matches nothing is bad input."""
+    out: list[str] = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(d, f) for d, _subdirs, files in os.walk(item) for f in files
+                           if f.lower().endswith(CAPTURE_SUFFIXES))  # fmt: skip
+            if not found:
+                raise InputError(item, "directory holds no capture file (.pcap, .pcapng, .cap, .gz)")
+            out += found
+        elif glob.has_magic(item):
+            found = []
+            for m in sorted(glob.glob(item, recursive=True)):
+                found += expand_inputs([m]) if os.path.isdir(m) else [m]
+            if not found:
+                raise InputError(item, "pattern matches no capture file")
+            out += found
+        else:
+            out.append(item)
+    return out
+
+
+def splittable(path: str, chunk: int) -> bool:
+    """A plain (not gzip) pcap larger than one chunk."""
+    try:
+        if os.path.getsize(path) <= chunk:
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(4) in _PCAP_MAGICS
+    except OSError:
+        return False
+
+
+def whole(fidx: int, path: str) -> Part:
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    return Part(fidx, 0, path, None, size)
+
+
+def split(fidx: int, path: str, chunk: int) -> list[Part]:
+    """Parts of a plain pcap at verified record boundaries about ``chunk`` bytes apart.
+
+    Walks the records with the reader's own loop (no packet decoding); boundaries are taken only
+    before the first damage, so the last part holds any damage and its resynchronisation, read from a
+    boundary with the same state as in a whole-file read."""
+    size = os.path.getsize(path)
+    damage: list[Damage] = []
+    reader = CaptureReader(path, damage)
+    with open(path, "rb") as fh:
+        endian = _PCAP_MAGICS[fh.read(4)][0]
+    sec = struct.Struct(endian + "I").unpack_from
+    spans: list[tuple[int, int | None]] = []  # (boundary, seconds of the record before it)
+    target = max(chunk, 25)  # never a part holding only the file header
+    prev_sec: int | None = None
+    for run in reader.raw():
+        if damage:
+            break
+        buf, base, data = run[0], run[1], run[2]
+        starts = data - 16 + base
+        while target < size:
+            i = int(np.searchsorted(starts, target))
+            if i >= len(starts):
+                break
+            before = sec(buf, int(data[i - 1]) - 16)[0] if i > 0 else prev_sec
+            spans.append((int(starts[i]), before))
+            target = int(starts[i]) + chunk
+        if len(data):
+            prev_sec = sec(buf, int(data[-1]) - 16)[0]
+    bounds = [0] + [b for b, _ in spans] + [None]
+    lasts = [None] + [s for _, s in spans]
+    parts = []
+    for j in range(len(bounds) - 1):
+        lo, hi = bounds[j], bounds[j + 1]
+        assert lo is not None
+        parts.append(Part(fidx, j, path, Span(lo, hi, lasts[j]), (hi if hi is not None else size) - lo))
+    return parts
+
+
+def sha256_file(path: str) -> str:
+    """The input's digest for the report (computed on a worker: hashing a year of captures is real work)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
