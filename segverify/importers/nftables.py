@@ -1900,8 +1900,16 @@ _ADJACENT_FIELDS = frozenset(
 )
 
 
+_RANGE_TEXT = re.compile(r"[0-9A-Fa-f.:]+\s*-\s*[0-9A-Fa-f.:]+")  # 1024-65535, 10.0.0.1-10.0.0.9
+
+
+def _single(v: Value) -> bool:
+    """One constant (a prefix or range is masked or ranged, and nft 1.0.6 does not merge those)."""
+    return isinstance(v, VWord) and "/" not in v.text and not _RANGE_TEXT.fullmatch(v.text)
+
+
 def _merged_inequalities(items: list[object]) -> dict[int, str]:
-    """Indexes of the second match of each pair ``A != x B != y`` on adjacent header fields.
+    """Indexes of the second match of each pair ``A != x B != y`` (single values) on adjacent header fields.
 
     nft 1.0.6 (Debian 12) merges such a pair into ``(A, B) != (x, y)``, "A differs *or* B differs",
     and prints it back as written, so a listing does not say which of the two the kernel runs (found
@@ -1912,7 +1920,7 @@ def _merged_inequalities(items: list[object]) -> dict[int, str]:
         a, b = items[i - 1], items[i]
         if (i - 1 not in out and isinstance(a, Match) and isinstance(b, Match) and a.op == b.op == "!="
                 and len(a.left) == len(b.left) == 1 and not a.binops and not b.binops
-                and isinstance(a.right, VWord) and isinstance(b.right, VWord)
+                and _single(a.right) and _single(b.right)
                 and frozenset((a.left[0], b.left[0])) in _ADJACENT_FIELDS and a.left[0] != b.left[0]):
             out[i] = (f"{a.text} {b.text}: nft 1.0.6 loads these as one comparison, "
                       f"({a.left[0]}, {b.left[0]}) != ({_vtext(a.right)}, {_vtext(b.right)}) (either differs)")

@@ -263,6 +263,25 @@ def test_nft_merged_inequalities_static(tmp_path: Path) -> None:
     assert segverify_verdicts(rs, probes) == [True, True, False]  # the drop at its narrowest
 
 
+PREFIX_AND_ICMP_TEXT = """flush ruleset
+table inet filter {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ip saddr != 10.0.0.0/8 ip daddr != 10.0.0.0/8 accept
+		ip protocol icmp icmp type != echo-request icmp code != 5 accept
+	}
+}
+"""
+
+
+def test_nft_prefix_inequalities_are_not_merged_but_icmp_ones_are(lab: KernelLab) -> None:
+    """Prefixes are masked compares, which nft 1.0.6 leaves apart (exact, as written); the ICMP pair merges."""
+    _need(nft=True)
+    probes = [_probe(0, 6, "10.1.1.1", "101.1.1.1", 1000, 80), _probe(1, 6, "11.1.1.1", "101.1.1.1", 1000, 80),
+              _probe(2, 1, "11.1.1.1", "10.1.1.1", icmp=(8, 0)), _probe(3, 1, "11.1.1.1", "10.1.1.1", icmp=(3, 5))]
+    _agree(lab, "nftables", PREFIX_AND_ICMP_TEXT, probes)
+
+
 def test_nft_merged_inequalities_kernel(lab: KernelLab) -> None:
     """What this machine's nft loads agrees with segverify's (widest) reading of the accept."""
     _need(nft=True)
