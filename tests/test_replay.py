@@ -468,11 +468,47 @@ def test_progress_bar_path_gives_the_same_result(city, tmp_path, capsys):
     assert quiet == shown
 
 
-def test_unattributed_fragments_make_the_result_incomplete(city, tmp_path):
+def fragmented(pkt, size: int = 512) -> list:
     from scapy.all import fragment
 
-    big = Ether() / IP(src="10.2.0.21", dst="172.16.5.5") / UDP(sport=4000, dport=4001) / (b"x" * 3000)
-    pkts = [Ether() / f for f in fragment(big[IP], fragsize=1000)]
-    code, report = replay(city, cap(tmp_path, "frag.pcap", pkts))
-    assert (code, report["status"]) == (3, "incomplete")
-    assert any("fragment" in r for r in report["stats"]["incomplete"])
+    parts = [Ether() / f for f in fragment(pkt[IP], fragsize=size)]
+    for p in parts:
+        p.time = pkt.time
+    return parts
+
+
+def test_fragments_with_their_first_fragment_belong_to_a_flow(city, tmp_path):
+    big = Ether() / IP(src="10.2.0.21", dst="172.16.5.5", id=7) / UDP(sport=4000, dport=4001) / (b"x" * 3000)
+    code, report = replay(city, cap(tmp_path, "frag.pcap", fragmented(big, 1000)))
+    assert report["stats"]["unattributed_fragments"] == 0 and report["status"] == "compliant"
+
+
+def test_fragments_without_their_first_fragment_make_the_result_incomplete(city, tmp_path):
+    big = Ether() / IP(src="10.2.0.21", dst="172.16.5.5", id=8) / UDP(sport=4000, dport=4001) / (b"x" * 3000)
+    code, report = replay(city, cap(tmp_path, "frag.pcap", fragmented(big, 1000)[1:]))
+    assert (code, report["status"], report["stats"]["unattributed_fragments"]) == (3, "incomplete", 3)
+    assert any("first fragment" in r for r in report["stats"]["incomplete"])
+
+
+def test_a_tunnel_hidden_in_fragments_is_still_a_mismatch(city, tmp_path):
+    """The bytes a recogniser reads arrive in IP fragments (the first one only 8 bytes past the TCP
+    header): reassembled, they are SSH on the RDP channel."""
+    pkts = session("10.2.0.21", "10.3.0.10", 50020, 3389, b"SSH-2.0-OpenSSH_9.6\r\n" + b"k" * 1400)
+    code, report = replay(city, cap(tmp_path, "t.pcap", pkts[:3] + fragmented(pkts[3], 8) + pkts[4:]))
+    assert [(f["code"], f["recognised"]) for f in report["findings"]] == [("PROTOCOL_MISMATCH", "ssh")]
+    rdp = rdp_session("10.2.0.21", "10.3.0.10", 50021)
+    code, report = replay(city, cap(tmp_path, "r.pcap", rdp[:3] + fragmented(rdp[3], 8) + rdp[4:]))
+    assert (code, report["findings"]) == (0, [])
+
+
+def test_an_attachment_in_fragments_is_found_and_a_lost_fragment_is_incomplete(mail_city, tmp_path):
+    pkts = conversation("10.3.9.25", "10.2.0.25", 40110, 25, smtp(ATTACHED_MAIL))
+    data = next(i for i, p in enumerate(pkts) if b"invoice.xls" in bytes(p[TCP].payload))
+    whole = pkts[:data] + fragmented(pkts[data], 64) + pkts[data + 1:]
+    code, report = replay(mail_city, cap(tmp_path, "m.pcap", whole))
+    assert [f["code"] for f in report["findings"]] == ["MAIL_NOT_TEXT"]
+    pieces = fragmented(pkts[data], 64)
+    lost = pkts[:data] + pieces[:2] + pieces[3:] + pkts[data + 1:]  # one fragment never captured
+    code, report = replay(mail_city, cap(tmp_path, "m2.pcap", lost))
+    assert report["status"] == "incomplete" and code == 3
+    assert any("not rebuilt" in r for r in report["stats"]["incomplete"])

@@ -116,6 +116,9 @@ def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequ
 def inspect_item(topo: Topology, ch: Channel, what: str, v: FlowVerdict, got: Collected) -> ItemResult:
     """Inspect one flow from the collected streams of its endpoint pair (``v`` is not changed)."""
     out = ItemResult()
+    loss = got.fragment_losses.get(frozenset((v.flow.src, v.flow.dst)))
+    if loss:
+        out.incomplete.append(f"flow {_flow_text(v)} on channel {ch.name}: {loss}; not all its bytes were seen")
     client, server, conn = _streams(got, v)
     if what == "screen":
         ev = identify(client[:MAX_FIRST_BYTES], server[:MAX_FIRST_BYTES], v.flow.proto, v.flow.dport)

@@ -248,8 +248,8 @@ def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: li
         incomplete.append(f"{len(real_damage)} damaged region(s) in the captures: what they held was not judged")
     if stats.get("unattributed_fragments"):
         incomplete.append(
-            f"{stats['unattributed_fragments']} IP fragment(s) could not be attributed to a flow (fragments are "
-            "not reassembled yet): their payload was not judged"
+            f"{stats['unattributed_fragments']} IP fragment(s) belong to datagrams whose first fragment (the one "
+            "with the ports) is not in the captures: the flow they belong to is unknown and was not judged"
         )
     findings += inspection.findings
     incomplete += inspection.incomplete

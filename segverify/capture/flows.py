@@ -42,6 +42,7 @@ from .decode import (
     TCP_RST,
     TCP_SYN,
 )
+from .fragments import FragmentLedger
 from .reader import Batch, Damage, iter_batches
 
 KEY_DTYPE = np.dtype(
@@ -138,8 +139,13 @@ class FlowBuilder:
         self._vlans: dict[int, set[int]] = {}
         self.packets = 0
         self.non_ip = 0  # not IPv4/IPv6, or IP header unreadable
-        self.unattributed_fragments = 0  # non-first fragments (no ports to find their flow)
+        self.fragments = FragmentLedger()  # later fragments (no ports) and the datagrams they belong to
         self.no_ports = 0  # TCP/UDP whose ports were not captured
+
+    @property
+    def unattributed_fragments(self) -> int:
+        """Later fragments whose datagram's first fragment (the one with ports) was never captured."""
+        return self.fragments.unattributed()
 
     def add(self, batch: Batch | np.ndarray) -> None:
         p = batch.pkts if isinstance(batch, Batch) else batch
@@ -154,7 +160,8 @@ class FlowBuilder:
         nonfirst = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == FRAG_IS_FRAGMENT)
         noports = ip & ~nonfirst & ((proto == PROTO_TCP) | (proto == PROTO_UDP)) & ((p["status"] & ST_NO_PORTS) != 0)
         self.non_ip += int(n - np.count_nonzero(ip))
-        self.unattributed_fragments += int(np.count_nonzero(nonfirst))
+        first = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == (FRAG_IS_FRAGMENT | FRAG_FIRST))
+        self.fragments.add(p, first, nonfirst)
         self.no_ports += int(np.count_nonzero(noports))
         use = ip & ~nonfirst & ~noports
         if not use.all():

@@ -22,9 +22,87 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 MAX_DATAGRAM = 65535  # octets of fragmentable payload + header a datagram may reach (IPv4 total length)
 IPV6_EXT_HEADERS = frozenset({0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254})
 MAX_EXT_HEADERS = 16
+MAX_LOST_KEYS = 10_000  # remembered to say which flows lost bytes; beyond, losses are only counted
+
+
+def key_addresses(key: tuple) -> tuple[int, int]:
+    """Source and destination of a datagram key, in segverify's unified address space."""
+    base = 0 if key[0] == 4 else 1 << 128
+    return base + int.from_bytes(key[1], "big"), base + int.from_bytes(key[2], "big")
+
+
+FRAG_KEY = np.dtype([("fam", "u1"), ("proto", "u1"), ("_pad", "u2"), ("ident", "u4"), ("shi", "u8"),
+                     ("slo", "u8"), ("dhi", "u8"), ("dlo", "u8")])
+"""A datagram's identity (RFC 791: source, destination, protocol, identification; RFC 8200: no protocol)."""
+
+
+def datagram_keys(p: np.ndarray) -> np.ndarray:
+    """The datagram key of every decoded packet of ``p`` (a :data:`~.decode.BATCH_DTYPE` array), as bytes."""
+    k = np.zeros(len(p), FRAG_KEY)
+    v4 = p["family"] == 4
+    k["fam"] = p["family"]
+    k["proto"] = np.where(v4, p["proto"], 0)
+    k["ident"] = p["ip_id"]
+    k["shi"] = np.where(v4, 0, p["src6hi"])
+    k["slo"] = np.where(v4, p["src4"].astype(np.uint64), p["src6lo"])
+    k["dhi"] = np.where(v4, 0, p["dst6hi"])
+    k["dlo"] = np.where(v4, p["dst4"].astype(np.uint64), p["dst6lo"])
+    return k.view(f"V{FRAG_KEY.itemsize}")
+
+
+class FragmentLedger:
+    """Which later fragments (no ports: no flow of their own) belong to a datagram whose first fragment
+    was captured, over a whole observation: those whose first fragment is missing carry bytes of a flow
+    nobody can name, and make the result incomplete.
+
+    Mergeable (parts of a capture read apart give the same answer) and bounded: beyond ``max_keys``
+    stored keys, later fragments are counted as unattributed rather than remembered (never optimistic)."""
+
+    def __init__(self, max_keys: int = 1_000_000) -> None:
+        self.max_keys = max_keys
+        self.first: list[np.ndarray] = []
+        self.later: list[np.ndarray] = []
+        self.stored = 0
+        self.overflow = 0  # later fragments not remembered (the bound was reached)
+        self.later_total = 0
+
+    def add(self, p: np.ndarray, first: np.ndarray, later: np.ndarray) -> None:
+        """Record the first fragments (mask ``first``) and later fragments (mask ``later``) of a batch."""
+        if not (first.any() or later.any()):
+            return
+        keys = datagram_keys(p)
+        n_later = int(np.count_nonzero(later))
+        self.later_total += n_later
+        self._store(self.first, keys[first])
+        if self.stored + n_later > self.max_keys:
+            self.overflow += n_later
+            return
+        self._store(self.later, keys[later])
+
+    def _store(self, where: list[np.ndarray], keys: np.ndarray) -> None:
+        if len(keys) and self.stored + len(keys) <= self.max_keys:
+            where.append(keys)
+            self.stored += len(keys)
+
+    def merge(self, other: FragmentLedger) -> None:
+        self.first += other.first
+        self.later += other.later
+        self.stored += other.stored
+        self.overflow += other.overflow
+        self.later_total += other.later_total
+
+    def unattributed(self) -> int:
+        """Later fragments whose datagram's first fragment is in no part of the observation."""
+        if not self.later:
+            return self.overflow
+        later = np.concatenate(self.later)
+        first = np.unique(np.concatenate(self.first)) if self.first else later[:0]
+        return self.overflow + int(np.count_nonzero(~np.isin(later, first)))
 
 
 @dataclass
@@ -95,6 +173,7 @@ class Defragmenter:
         self.stats = FragmentStats()
         self._pending: OrderedDict[tuple, _Pending] = OrderedDict()
         self._held = 0
+        self.lost_keys: list[tuple] = []  # datagrams given up (ambiguous, oversized, evicted, expired, pending)
 
     def add(self, frame: bytes | memoryview, l3_off: int, ts: int, pos: int) -> Reassembled | None:
         """One fragment (the IP header at ``frame[l3_off:]``); the whole datagram when this completes it."""
@@ -107,6 +186,7 @@ class Defragmenter:
         if frag.offset + len(frag.data) + (20 if frag.family == 4 else 0) > MAX_DATAGRAM:
             self.stats.oversized += 1
             self._drop(frag.key)
+            self._lose(frag.key)
             return None
         dg = self._pending.get(frag.key)
         if dg is None:
@@ -123,6 +203,7 @@ class Defragmenter:
         while self._held > self.max_bytes or len(self._pending) > self.max_datagrams:
             old, _ = next(iter(self._pending.items()))
             self._drop(old)
+            self._lose(old)
             self.stats.evicted += 1
         if frag.key not in self._pending:
             return None
@@ -131,6 +212,8 @@ class Defragmenter:
     def finish(self) -> FragmentStats:
         """End of the capture: whatever is still pending was never whole."""
         self.stats.pending += len(self._pending)
+        for key in self._pending:
+            self._lose(key)
         self._pending.clear()
         self._held = 0
         return self.stats
@@ -180,6 +263,7 @@ class Defragmenter:
             dg.ambiguous = True
         if dg.ambiguous:
             self.stats.ambiguous += 1
+            self._lose(key)
             return None
         data = bytearray(dg.total)
         for start, piece in dg.pieces.items():
@@ -188,6 +272,10 @@ class Defragmenter:
                 data[start:stop] = piece[: stop - start]
         self.stats.completed += 1
         return Reassembled(_rebuild(dg, bytes(data)), ts, pos, dg.first_pos, dg.count)
+
+    def _lose(self, key: tuple) -> None:
+        if len(self.lost_keys) < MAX_LOST_KEYS:
+            self.lost_keys.append(key)
 
     def _drop(self, key: tuple) -> None:
         dg = self._pending.pop(key, None)
@@ -200,6 +288,7 @@ class Defragmenter:
             if now - dg.first_ts <= self.timeout_ns:
                 return
             self._drop(key)
+            self._lose(key)
             self.stats.expired += 1
 
 

@@ -150,26 +150,28 @@ def _rkey(rec: PacketRecord) -> Key:
 
 
 def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, FlowVerdict, int, str]],
-                 ship_tcp: set[Key], ship_udp: set[Key]) -> tuple[list[tuple[int, ItemResult]], list[tuple]]:
+                 ship_tcp: set[Key], ship_udp: set[Key],
+                 ) -> tuple[list[tuple[int, ItemResult]], list[tuple], dict[frozenset[int], str]]:  # fmt: skip
     """Round 3 on a worker: inspect the flows whose 5-tuples lie in this part; return the packets of the
     tuples that span parts (only those) for the client to reassemble in global order."""
     channels = _judge(topo, token).channels
     work = [(v, channels[ci], what) for _, v, ci, what in items]
     tcp, udp, caps = wanted(work)
     shipped: list[tuple] = []
+    losses: dict[frozenset[int], str] = {}
 
     def local() -> Iterator[PacketRecord]:
-        for rec in candidates([(part.path, part.span)], tcp | ship_tcp, udp | ship_udp):
+        for rec in candidates([(part.path, part.span)], tcp | ship_tcp, udp | ship_udp, losses):
             key = _rkey(rec)
             if (key in ship_tcp) if rec.proto == 6 else (key in ship_udp):
                 shipped.append(_record(rec))
             if (key in tcp) if rec.proto == 6 else (key in udp):
                 yield rec
 
-    got = collect_records(local(), caps)
+    got = collect_records(local(), caps, losses)
     results = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
                                                                                               strict=True)]
-    return results, shipped
+    return results, shipped, losses
 
 
 # ------------------------------------------------------------------------------------------- client side
@@ -368,6 +370,7 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
                     ship_udp.add(key)
         item_results: dict[int, ItemResult] = {}
         shipped: dict[tuple[int, int], list[tuple]] = {}
+        losses: dict[frozenset[int], str] = {}
         tasks = []
         for r in ordered:
             pid = part_id(r.part)
@@ -378,17 +381,19 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
                 tasks.append((r.part, items, fut))
         for part, items, fut in tasks:
             try:
-                got, recs = fut.result()
+                got, recs, lost = fut.result()
             except Exception:  # noqa: BLE001 - the client inspects the part itself
-                got, recs = inspect_part(topo, token, part, items, ship_tcp, ship_udp)
+                got, recs, lost = inspect_part(topo, token, part, items, ship_tcp, ship_udp)
             fut.release()
             item_results.update(got)
             shipped[(part.fidx, part.seq)] = recs
+            for pair, why in lost.items():
+                losses.setdefault(pair, why)
         if spanning:
             sub = [work[w] for w in spanning]
             _, _, caps = wanted(sub)
             records = (_unrecord(t) for k in sorted(shipped) for t in shipped[k])
-            got_all = collect_records(records, caps)
+            got_all = collect_records(records, caps, losses)
             for w in spanning:
                 v, ch, what = work[w]
                 item_results[w] = inspect_item(topo, ch, what, v, got_all)

@@ -30,6 +30,7 @@ from ..capture.decode import (
     TCP_SYN,
 )
 from ..capture.flows import EV_ACK, EV_DATA, EV_SYN, EV_SYNACK, KEY_DTYPE, Flow, _group, flows_from_table
+from ..capture.fragments import FragmentLedger
 from ..capture.reader import Batch
 
 KEY_COLS = ("k0", "k1", "k2", "k3", "k4")  # lower hi, lower lo, higher hi, higher lo, ports|proto|family
@@ -63,14 +64,18 @@ class Counters:
 
     packets: int = 0
     non_ip: int = 0
-    unattributed_fragments: int = 0
     no_ports: int = 0
+    fragments: FragmentLedger = field(default_factory=FragmentLedger)
+
+    @property
+    def unattributed_fragments(self) -> int:
+        return self.fragments.unattributed()
 
     def add(self, other: Counters) -> None:
         self.packets += other.packets
         self.non_ip += other.non_ip
-        self.unattributed_fragments += other.unattributed_fragments
         self.no_ports += other.no_ports
+        self.fragments.merge(other.fragments)
 
 
 def empty_pieces() -> Pieces:
@@ -96,7 +101,8 @@ def batch_pieces(batch: Batch | np.ndarray, counters: Counters, fidx: int = 0, p
     nonfirst = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == FRAG_IS_FRAGMENT)
     noports = ip & ~nonfirst & ((proto == PROTO_TCP) | (proto == PROTO_UDP)) & ((p["status"] & ST_NO_PORTS) != 0)
     counters.non_ip += int(n - np.count_nonzero(ip))
-    counters.unattributed_fragments += int(np.count_nonzero(nonfirst))
+    first = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == (FRAG_IS_FRAGMENT | FRAG_FIRST))
+    counters.fragments.add(p, first, nonfirst)
     counters.no_ports += int(np.count_nonzero(noports))
     use = ip & ~nonfirst & ~noports
     if not use.all():
