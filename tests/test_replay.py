@@ -512,3 +512,74 @@ def test_an_attachment_in_fragments_is_found_and_a_lost_fragment_is_incomplete(m
     code, report = replay(mail_city, cap(tmp_path, "m2.pcap", lost))
     assert report["status"] == "incomplete" and code == 3
     assert any("not rebuilt" in r for r in report["stats"]["incomplete"])
+
+
+FTP_TOPOLOGY = FILE_TOPOLOGY.replace("outbound: {peers: [lg], ports: [tcp/80, tcp/443]}",
+                                     "outbound: {peers: [lg], ports: [tcp/21]}").replace(
+    "dst: cdr1, proto: tcp, dport: [80, 443]}", "dst: cdr1, proto: tcp, dport: [21]}")
+
+
+def ftp_control(commands: list[tuple[bytes, bytes]]) -> list[tuple[str, bytes]]:
+    turns = [("s", b"220 cdr1 FTP server ready\r\n")]
+    for command, reply in [(b"USER lg\r\n", b"331 password\r\n"), (b"PASS x\r\n", b"230 in\r\n"), *commands,
+                           (b"QUIT\r\n", b"221 bye\r\n")]:
+        turns += [("c", command), ("s", reply)]
+    return turns
+
+
+def ftp_data(src: str, dst: str, sport: int, dport: int, sender: str, body: bytes) -> list:
+    """A data connection carrying ``body`` from ``sender`` ("c"/"s"), closed by both sides."""
+    pkts = conversation(src, dst, sport, dport, [(sender, body)] if body else [])
+    last = pkts[-1]
+    pkts.append(Ether() / IP(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="FA", seq=last[TCP].ack,
+                                                       ack=last[TCP].seq + 1))
+    return pkts
+
+
+@pytest.fixture
+def ftp_city(tmp_path: Path) -> Path:
+    p = tmp_path / "ftp.yaml"
+    p.write_text(FTP_TOPOLOGY, encoding="utf-8")
+    return p
+
+
+PASV = (b"PASV\r\n", b"227 Entering Passive Mode (10,3,9,5,195,80).\r\n")
+
+
+def test_ftp_download_of_an_executable_is_not_sanitized(ftp_city, tmp_path):
+    control = conversation("10.2.0.21", "10.3.9.5", 40300, 21, ftp_control(
+        [PASV, (b"RETR report.pdf\r\n", b"150 opening\r\n226 done\r\n")]))
+    data = ftp_data("10.2.0.21", "10.3.9.5", 40301, 195 * 256 + 80, "s", PE)
+    code, report = replay(ftp_city, cap(tmp_path, "ftp.pcap", control + data))
+    (f,) = report["findings"]
+    assert (f["code"], f["filename"], f["ftp_command"], f["channel"]) == ("FILE_NOT_SANITIZED", "report.pdf",
+                                                                          "RETR", "files")
+    assert f["flow"]["dport"] == 195 * 256 + 80 and "report.pdf" in " ".join(f["reasons"]) and code == 1
+    # the data connection is the channel's (RELATED to the control connection), not an unsanitized flow
+    assert verdicts(report)[("10.2.0.21", "10.3.9.5", 195 * 256 + 80)] == "channel:files"
+
+
+def test_ftp_clean_download_and_an_upload_into_the_sanitizer_are_compliant(ftp_city, tmp_path):
+    control = conversation("10.2.0.21", "10.3.9.5", 40310, 21, ftp_control([
+        PASV, (b"RETR memo.txt\r\n", b"150 opening\r\n226 done\r\n"),
+        (b"PORT 10,2,0,21,157,200\r\n", b"200 PORT ok\r\n"), (b"STOR upload.exe\r\n", b"150 go\r\n226 ok\r\n")]))
+    down = ftp_data("10.2.0.21", "10.3.9.5", 40311, 195 * 256 + 80, "s", b"sanitized text only\n")
+    up = ftp_data("10.3.9.5", "10.2.0.21", 20, 157 * 256 + 200, "s", PE)  # active mode: the server connects
+    code, report = replay(ftp_city, cap(tmp_path, "ftp.pcap", control + down + up))
+    assert (code, report["status"], report["findings"]) == (0, "compliant", [])
+    assert {v for k, v in verdicts(report).items()} == {"channel:files"}
+
+
+def test_ftp_transfer_without_its_data_connection_is_incomplete(ftp_city, tmp_path):
+    control = conversation("10.2.0.21", "10.3.9.5", 40320, 21, ftp_control(
+        [PASV, (b"RETR lost.docx\r\n", b"150 opening\r\n226 done\r\n")]))
+    code, report = replay(ftp_city, cap(tmp_path, "ftp.pcap", control))
+    assert (code, report["status"]) == (3, "incomplete")
+    assert any("lost.docx" in r and "data connection" in r for r in report["stats"]["incomplete"])
+
+
+def test_ftp_over_tls_is_incomplete(ftp_city, tmp_path):
+    control = conversation("10.2.0.21", "10.3.9.5", 40330, 21, [
+        ("s", b"220 ready\r\n"), ("c", b"AUTH TLS\r\n"), ("s", b"234 go\r\n"), ("c", b"\x16\x03\x01\x00\x05hello")])
+    code, report = replay(ftp_city, cap(tmp_path, "ftp.pcap", control))
+    assert report["status"] == "incomplete" and any("TLS" in r for r in report["stats"]["incomplete"])

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..capture.collect import Collected, collect
+from ..capture.content import Verdict
+from ..capture.ftp import UPLOAD as FTP_UPLOAD
+from ..capture.ftp import DataEndpoint, FtpTransfer, parse_session
 from ..capture.mail import UNINSPECTABLE, connection_transactions, transaction_findings
 from ..capture.recognise import UNVERIFIABLE, identify, satisfies
 from ..model.addresses import int_to_addr
@@ -62,6 +65,31 @@ class ItemResult:
     incomplete: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     mismatch: tuple[tuple, str] | None = None  # (channel, segments, protocol seen), evidence
+    ftp_control: FtpControl | None = None  # an FTP control connection on a file-sanitization leg
+    ftp_data: FtpData | None = None  # a possible FTP data connection of such a leg, its bytes judged
+
+
+@dataclass
+class FtpControl:
+    """The transfers of an FTP control connection, for :func:`combine` to find their data connections."""
+
+    channel: str
+    client: tuple[int, int]
+    server: tuple[int, int]
+    sanitizer_is_client: bool
+    first_ts: int
+    transfers: list[FtpTransfer]
+
+
+@dataclass
+class FtpData:
+    """A TCP connection that may be an FTP data connection, with what each side sent, judged."""
+
+    client: tuple[int, int]
+    server: tuple[int, int]
+    first_ts: int
+    from_client: Verdict | None  # None: that side sent nothing
+    from_server: Verdict | None
 
 
 def plan(topo: Topology, channels: Sequence[Channel], v: FlowVerdict) -> tuple[int, str] | None:
@@ -78,7 +106,23 @@ def plan(topo: Topology, channels: Sequence[Channel], v: FlowVerdict) -> tuple[i
             return i, "screen"
         if ch.kind in ("mail-text", "file-sanitization") and outbound(topo, ch, v):
             return i, "mail" if ch.kind == "mail-text" else "file"
+    for i, ch in enumerate(channels):
+        if ch.kind == "file-sanitization" and f.proto == 6 and _ftp_data_candidate(topo, ch, v):
+            return i, "ftp-data"
     return None
+
+
+def _ftp_data_candidate(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
+    """A TCP flow between the sanitizer and an outbound peer on another port, where the leg carries FTP:
+    it may be the data connection of a transfer negotiated on the control connection."""
+    from .replay import ports_cover
+
+    leg = ch.outbound
+    if leg is None or ch.sanitizer is None or not ports_cover(leg.ports, 6, FTP_CONTROL_PORT):
+        return False
+    sanitizer = set(topo.hosts[ch.sanitizer].addresses)
+    f = v.flow
+    return any(a in sanitizer and b in leg.peers.addresses for a, b in ((f.src, f.dst), (f.dst, f.src)))
 
 
 Work = list[tuple["FlowVerdict", Channel, str]]
@@ -133,6 +177,8 @@ def inspect_item(topo: Topology, ch: Channel, what: str, v: FlowVerdict, got: Co
         out.mismatch = ((ch.name, v.src_segment, v.dst_segment, ev.protocol), ev.detail)
     elif what == "mail":
         _mail(out, topo, ch, v, conn)
+    elif what == "ftp-data":
+        _ftp_data(out, v, conn)
     else:
         _files(out, topo, ch, v, client, server, conn)
     return out
@@ -149,6 +195,7 @@ def combine(work: Work, results: Sequence[ItemResult], channels: Sequence[Channe
         if res.mismatch is not None:
             mismatches.setdefault(res.mismatch[0], []).append((v, res.mismatch[1]))
     by_name = {c.name: c for c in channels}
+    _pair_ftp(work, results, by_name, out)
     for (name, a, b, proto), members in sorted(mismatches.items(), key=lambda kv: tuple(map(str, kv[0]))):
         ch = by_name[name]
         first, detail = members[0]
@@ -223,6 +270,9 @@ def _files(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client:
     ev = identify(client[:MAX_FIRST_BYTES], server[:MAX_FIRST_BYTES], v.flow.proto, v.flow.dport)
     if ev.protocol == "empty":
         return
+    if ev.protocol == "ftp" and conn is not None:
+        _ftp_control(out, topo, ch, v, client, server, conn)
+        return
     if ev.protocol != "http":
         out.incomplete.append(f"files on {_flow_text(v)} (channel {ch.name}) could not be inspected: "
                               f"{ev.protocol or 'unknown protocol'} ({ev.detail})")
@@ -241,19 +291,110 @@ def _files(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client:
                                   f"{body.note or 'truncated'}")
             continue
         verdict = judge(body.data, body.filename, body.truncated)
-        if verdict.clean is True:
+        _file_verdict(out.findings, out.incomplete, ch, v, name, verdict, {"filename": body.filename, "uri": body.uri})
+
+
+def _file_verdict(findings: list[Finding], incomplete: list[str], ch: Channel, v: FlowVerdict, name: str,
+                  verdict: Verdict, where: dict[str, object]) -> None:
+    """A delivered file's judgement as a finding (active content) or an incomplete note (not inspectable)."""
+    if verdict.clean is True:
+        return
+    if verdict.clean is None:
+        incomplete.append(f"file {name} on {_flow_text(v)} (channel {ch.name}) could not be inspected: "
+                          f"{'; '.join(verdict.reasons)}")
+        return
+    findings.append(Finding(
+        "FILE_NOT_SANITIZED", "high",
+        f"file {name} ({verdict.kind}) on file-sanitization channel {ch.name}'s outbound leg carries active "
+        f"content: {'; '.join(verdict.reasons)}",
+        f"ファイル無害化の通信経路 {ch.name} の送出側のファイル {name}（{verdict.kind}）に、無害化されていない"
+        f"内容があります: {'; '.join(verdict.reasons)}",
+        v.src_segment, v.dst_segment, flow=v.finding_flow(),
+        extra={"channel": ch.name, **where, "kind": verdict.kind, "reasons": list(verdict.reasons)},
+    ))
+
+
+# --- FTP: transfers on the control connection, files on the data connections ------------------------
+
+FTP_CONTROL_PORT = 21
+FTP_DATA_PORT = 20  # RFC 959 3.2: the server's default data port in active mode
+
+
+def _stream_verdict(stream: object, name: str | None) -> Verdict | None:
+    """Judge what one side of a data connection sent; a stream not seen whole is never clean."""
+    from ..capture.content import judge
+
+    data = stream.data()  # type: ignore[attr-defined]
+    if not data and stream.fin_seen:  # type: ignore[attr-defined]
+        return None
+    whole = stream.complete and stream.syn_seen and stream.fin_seen  # type: ignore[attr-defined]
+    return judge(data, name, truncated=not whole)
+
+
+def _ftp_data(out: ItemResult, v: FlowVerdict, conn: object) -> None:
+    if conn is None:
+        return
+    out.ftp_data = FtpData(conn.client_endpoint, conn.server_endpoint, v.flow.first_ts,  # type: ignore[attr-defined]
+                           _stream_verdict(conn.client, None), _stream_verdict(conn.server, None))  # type: ignore[attr-defined]
+
+
+def _ftp_control(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client: bytes, server: bytes,
+                 conn: object) -> None:
+    session = parse_session(client, server)
+    sanitizer = set(topo.hosts[ch.sanitizer or ""].addresses)
+    c_end, s_end = conn.client_endpoint, conn.server_endpoint  # type: ignore[attr-defined]
+    out.notes.append(f"content: ftp, {len(session.transfers)} transfer(s)")
+    if session.encrypted:
+        out.incomplete.append(f"FTP on {_flow_text(v)} (channel {ch.name}) switched to TLS (AUTH TLS): the files "
+                              "it transferred could not be inspected")
+    if session.malformed:
+        out.incomplete.append(f"FTP on {_flow_text(v)} (channel {ch.name}) stopped being readable: "
+                              f"{session.malformed}")
+    out.ftp_control = FtpControl(ch.name, c_end, s_end, c_end[0] in sanitizer, v.flow.first_ts, session.transfers)
+
+
+def _pair_ftp(work: Work, results: Sequence[ItemResult], by_name: dict[str, Channel], out: Inspection) -> None:
+    """Give each FTP transfer its data connection (first unused match after the control connection opened,
+    in flow order), judge the files that left the sanitizer, and count the data connections as part of the
+    channel: the firewall passes them as RELATED to the control connection, which rules on paper do not show."""
+    data = [(v, res.ftp_data) for (v, _, _), res in zip(work, results, strict=True) if res.ftp_data is not None]
+    used: set[int] = set()
+    for (v, _, _), res in zip(work, results, strict=True):
+        c = res.ftp_control
+        if c is None:
             continue
-        if verdict.clean is None:
-            out.incomplete.append(f"file {name} on {_flow_text(v)} (channel {ch.name}) could not be inspected: "
-                                  f"{'; '.join(verdict.reasons)}")
-            continue
-        out.findings.append(Finding(
-            "FILE_NOT_SANITIZED", "high",
-            f"file {name} ({verdict.kind}) on file-sanitization channel {ch.name}'s outbound leg carries active "
-            f"content: {'; '.join(verdict.reasons)}",
-            f"ファイル無害化の通信経路 {ch.name} の送出側のファイル {name}（{verdict.kind}）に、無害化されていない"
-            f"内容があります: {'; '.join(verdict.reasons)}",
-            v.src_segment, v.dst_segment, flow=v.finding_flow(),
-            extra={"channel": ch.name, "filename": body.filename, "uri": body.uri, "kind": verdict.kind,
-                   "reasons": list(verdict.reasons)},
-        ))
+        ch = by_name[c.channel]
+        for t in c.transfers:
+            if not t.accepted:
+                continue  # refused by the server: nothing moved
+            ep = t.data or DataEndpoint("server", c.client[0], c.client[1])  # the default data port
+            if ep.connector == "client":
+                src, dst = c.client[0], ep.address if ep.address is not None else c.server[0]
+            else:
+                src, dst = c.server[0], ep.address if ep.address is not None else c.client[0]
+            hit = next((i for i, (dv, d) in enumerate(data) if i not in used and d.client[0] == src
+                        and d.server == (dst, ep.port) and d.first_ts >= c.first_ts), None)
+            leaving = (t.direction == FTP_UPLOAD) == c.sanitizer_is_client
+            if hit is None:
+                if leaving:
+                    out.incomplete.append(
+                        f"FTP {t.command} {t.filename} on {_flow_text(v)} (channel {c.channel}): its data connection "
+                        f"to {int_to_addr(dst)}:{ep.port} is not in the captures, the file could not be inspected")
+                continue
+            used.add(hit)
+            dv, d = data[hit]
+            dv.notes.append(f"FTP data connection of {t.command} {t.filename} on {_flow_text(v)}")
+            if dv.verdict in ("UNSANITIZED_FLOW", "MYNUMBER_FLOW") and v.verdict.startswith("channel:"):
+                dv.verdict = v.verdict
+                dv.denied = False
+            if not leaving:
+                continue  # a file the sanitizer received: what it sanitizes
+            # the file travels from the control client for an upload; which end of the data connection is that
+            from_control_client = d.from_client if ep.connector == "client" else d.from_server
+            from_control_server = d.from_server if ep.connector == "client" else d.from_client
+            verdict = from_control_client if t.direction == FTP_UPLOAD else from_control_server
+            if verdict is None:
+                continue  # an empty file
+            verdict = Verdict(verdict.clean, verdict.kind, [r.replace("<data>", t.filename) for r in verdict.reasons])
+            _file_verdict(out.findings, out.incomplete, ch, dv, t.filename, verdict,
+                          {"filename": t.filename, "ftp_command": t.command})

@@ -176,10 +176,21 @@ def test_http() -> None:
 
 
 @needs_corpus
-def test_ftp_greeting_is_not_smtp() -> None:
-    """FTP greets with 220 too; without EHLO/HELO it must not pass as SMTP (ipv6.pcap is FTP)."""
-    for f in corpus_flows("ipv6.pcap", TCP, {21}):
-        assert ident(f).protocol is None
+def test_ftp_greeting_is_not_smtp_but_ftp() -> None:
+    """FTP greets with 220 too; without EHLO/HELO it must not pass as SMTP (ipv6.pcap is FTP over IPv6)."""
+    flows = corpus_flows("ipv6.pcap", TCP, {21})
+    assert flows
+    for f in flows:
+        ev = ident(f)
+        assert ev.protocol == "ftp" and "greeting '220" in ev.detail, ev
+
+
+def test_ftp_synthetic() -> None:
+    ev = identify(b"USER anonymous\r\nPASS x\r\n", b"220 ProFTPD ready\r\n", TCP, 21)
+    assert ev.protocol == "ftp" and "USER anonymous" in ev.detail
+    assert identify(b"PASS secret\r\n", b"220 x\r\n", TCP, 21).detail.count("secret") == 0  # never print it
+    assert identify(b"USER a\r\n", b"SSH-2.0-x\r\n", TCP, 21).protocol != "ftp"  # the server disagrees
+    assert identify(b"EHLO a\r\n", b"220 mx ESMTP\r\n", TCP, 25).protocol == "smtp"
 
 
 @needs_corpus
@@ -341,7 +352,7 @@ def test_smb() -> None:
 def test_smtp_synthetic() -> None:
     ev = identify(b"EHLO client.example\r\nSTARTTLS\r\n", b"220 mx.example ESMTP\r\n", TCP, 25)
     assert ev.protocol == "smtp" and "STARTTLS follows" in ev.detail
-    assert identify(b"USER anonymous\r\n", b"220 ftp ready\r\n", TCP, 21).protocol is None
+    assert identify(b"USER anonymous\r\n", b"220 ftp ready\r\n", TCP, 21).protocol == "ftp"  # not smtp
 
 
 def test_socks() -> None:
@@ -406,6 +417,7 @@ def _samples() -> list[tuple[bytes, bytes, int]]:
         (SOCKS5_CONNECT, b"\x05\x00", TCP), (SMB2_NEGOTIATE, SMB2_NEGOTIATE, TCP), (SMB1_NEGOTIATE, b"", TCP),
         (b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n", b"HTTP/1.1 101 x\r\n", TCP),
         (b"SSH-2.0-a\r\n", b"SSH-2.0-b\r\n", TCP), (b"EHLO x\r\n", b"220 y ESMTP\r\n", TCP),
+        (b"USER a\r\nPASV\r\n", b"220 ftp\r\n331 pw\r\n", TCP),
         (b"\x7f\x7fICA\x00", b"\x7f\x7fICA\x00" * 2, TCP), (b"\x1aCGP/01", b"\x1aCGP/01", TCP),
         (b"RFB 003.008\n", b"RFB 003.008\n", TCP),
         (b"\x04\x01\x00\x50\x00\x00\x00\x01u\x00h\x00", b"\x00\x5a" + bytes(6), TCP),

@@ -10,7 +10,7 @@ Each module exposes ``NAME`` and ``match(client, server, proto) -> str | None`` 
 it matches). :func:`identify` runs them in :data:`RECOGNISERS` order and returns the first match as an
 :class:`Evidence`. Order matters in one place: RDP comes before TLS, because an RDP session negotiates
 in X.224 and then switches to TLS, and that TLS is RDP's. Screen-transfer recognisers come first; the
-others (TLS, HTTP, SSH, SMB, SMTP, SOCKS) exist to *name* what must not pass as screen transfer, so a
+others (TLS, HTTP, SSH, SMB, SMTP, FTP, SOCKS) exist to *name* what must not pass as screen transfer, so a
 report can say "this 3389 flow is TLS to vpn.example.com" instead of just "not RDP".
 
 Hostile input: the bytes come from machines that may be compromised. Every recogniser is total (never
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from . import blast, cgp, http, ica, pcoip, rdp, rdpudp, smb, smtp, socks, ssh, tls, vnc
+from . import blast, cgp, ftp, http, ica, pcoip, rdp, rdpudp, smb, smtp, socks, ssh, tls, vnc
 from ._util import MAX_BYTES, hexdump
 
 __all__ = [
@@ -51,7 +51,8 @@ class Evidence:
     detail: str
 
 
-RECOGNISERS: tuple[ModuleType, ...] = (rdp, rdpudp, ica, cgp, vnc, pcoip, blast, tls, http, ssh, smb, smtp, socks)
+RECOGNISERS: tuple[ModuleType, ...] = (rdp, rdpudp, ica, cgp, vnc, pcoip, blast, tls, http, ssh, smb, smtp, ftp,
+                                        socks)
 """Recogniser modules in the order :func:`identify` tries them (screen transfer first, RDP before TLS)."""
 
 SCREEN_PROTOCOLS: dict[str, set[str]] = {
