@@ -3,7 +3,10 @@
 The corpus is cut so that the hard cases happen: generated traffic split across three files (one
 gzip-compressed) with the chunk size forced small so that parts end mid-flow, the bad day's capture
 split between two files in the middle of an SMTP message with an attachment, and a capture with
-garbage in its middle (damage offsets and resynchronisation).
+garbage in its middle (damage offsets and resynchronisation). The same for pcapng: a tap file of two
+sections (byte orders differ) with interfaces of several link types and timestamp resolutions, one defined
+mid-section after packets, simple packet blocks and unknown blocks, the SMTP message's segments far apart
+(in different parts, and different sections); and a damaged pcapng.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from segverify.analysis.replay import replay
+from segverify.capture.reader import CaptureReader, Damage, pcapng_boundaries
 from segverify.cli import main
 from segverify.report.json_report import render_json
 from segverify.scale.cluster import KILL_ENV, cluster_client, replay_cluster
@@ -48,10 +52,10 @@ def write(path: Path, header: bytes, recs: list[bytes], compress: bool = False) 
     return str(path)
 
 
-def split_mail(out: Path) -> list[str]:
-    """The bad day, its SMTP message (with an .xls attachment) cut into three segments, the capture cut
-    into two files between the first and the second segment."""
-    from scapy.all import IP, TCP, PcapReader, Raw, wrpcap
+def mail_packets() -> tuple[list, int]:
+    """The bad day's packets, its SMTP message (with an .xls attachment) cut into three segments that take
+    the place of the message's packet at ``i``..``i+2``."""
+    from scapy.all import IP, TCP, PcapReader, Raw
 
     pkts = list(PcapReader(str(INCIDENTS)))
     i = next(k for k, p in enumerate(pkts) if TCP in p and Raw in p and bytes(p[Raw].load).startswith(b"From:"))
@@ -64,9 +68,17 @@ def split_mail(out: Path) -> list[str]:
         p[Raw].load = msg[a:b]
         del p[IP].len, p[IP].chksum, p[TCP].chksum
         segs.append(p)
+    return pkts[:i] + segs + pkts[i + 1 :], i
+
+
+def split_mail(out: Path) -> list[str]:
+    """The bad day, the capture cut into two files between the first and the second segment of the message."""
+    from scapy.all import wrpcap
+
+    pkts, i = mail_packets()
     first, second = out / "bad-1.pcap", out / "bad-2.pcap"
-    wrpcap(str(first), pkts[:i] + segs[:1])
-    wrpcap(str(second), segs[1:] + pkts[i + 1 :])
+    wrpcap(str(first), pkts[: i + 1])
+    wrpcap(str(second), pkts[i + 1 :])
     return [str(first), str(second)]
 
 
@@ -187,3 +199,188 @@ def test_not_a_capture_is_bad_input_on_the_cluster(tmp_path: Path, client) -> No
     r2 = CliRunner().invoke(main, ["replay", str(TOPOLOGY), str(bad), "--scheduler", client.scheduler.address])
     assert r1.exit_code == r2.exit_code == 2
     assert r1.output == r2.output and "not a pcap" in r2.output
+
+
+# ------------------------------------------------------------------------------------------------ pcapng
+
+ETH, RAW, SLL = 1, 101, 113
+
+
+def ng_block(btype: int, body: bytes, e: str) -> bytes:
+    body += bytes(-len(body) % 4)
+    return struct.pack(e + "II", btype, 12 + len(body)) + body + struct.pack(e + "I", 12 + len(body))
+
+
+def ng_shb(e: str) -> bytes:
+    return ng_block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e)
+
+
+def ng_idb(e: str, linktype: int, tsresol: int | None = None, tsoffset: int = 0) -> bytes:
+    opts = b""
+    if tsresol is not None:
+        opts += struct.pack(e + "HHB3x", 9, 1, tsresol)
+    if tsoffset:
+        opts += struct.pack(e + "HHq", 14, 8, tsoffset)
+    opts += struct.pack(e + "HH", 0, 0) if opts else b""
+    return ng_block(1, struct.pack(e + "HHI", linktype, 0, 262144) + opts, e)
+
+
+class NgSection:
+    """Packets written into one pcapng section: interfaces ``(linktype, tsresol, tsoffset)`` by index."""
+
+    def __init__(self, e: str) -> None:
+        self.e, self.ifs, self.blocks = e, [], [ng_shb(e)]
+
+    def interface(self, linktype: int, tsresol: int | None = None, tsoffset: int = 0) -> int:
+        self.ifs.append((linktype, 6 if tsresol is None else tsresol, tsoffset))
+        self.blocks.append(ng_idb(self.e, linktype, tsresol, tsoffset))
+        return len(self.ifs) - 1
+
+    def packet(self, ifid: int, ts_us: int, frame: bytes, simple: bool = False) -> None:
+        linktype, res, off = self.ifs[ifid]
+        if linktype != ETH:
+            if frame[12:14] not in (b"\x08\x00", b"\x86\xdd"):
+                raise ValueError("only untagged IP frames change link type")
+            ip = frame[14:]
+            frame = ip if linktype == RAW else struct.pack(">HHH8s", 0, 1, 6, frame[6:12]) + frame[12:14] + ip
+        if simple:
+            self.blocks.append(ng_block(3, struct.pack(self.e + "I", len(frame)) + frame, self.e))
+            return
+        us = ts_us - off * 1_000_000
+        ticks = (us << 20) // 1_000_000 if res & 0x80 else us * 10**res // 10**6
+        hdr = struct.pack(self.e + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame))
+        self.blocks.append(ng_block(6, hdr + frame, self.e))
+
+    def other(self) -> None:
+        """An interface statistics block and a block of unknown type (skipped whole by the reader)."""
+        self.blocks.append(ng_block(5, struct.pack(self.e + "III", 0, 0, 0), self.e))
+        self.blocks.append(ng_block(0x0BAD, b"custom", self.e))
+
+
+def pcap_frames(recs: list[bytes]) -> list[tuple[int, bytes]]:
+    out = []
+    for r in recs:
+        sec, us = struct.unpack_from("<II", r)
+        out.append((sec * 1_000_000 + us, r[16:]))
+    return out
+
+
+def is_ip(frame: bytes) -> bool:
+    return frame[12:14] in (b"\x08\x00", b"\x86\xdd")
+
+
+@pytest.fixture(scope="module")
+def ng_corpus(tmp_path_factory: pytest.TempPathFactory, corpus: list[str]) -> list[str]:
+    """A tap's pcapng (two sections, five interfaces, the SMTP message's segments in different parts and
+    sections) and a damaged one."""
+    d = tmp_path_factory.mktemp("scale_ng")
+    _h, recs = records(Path(corpus[0]))
+    gen = pcap_frames(recs)
+    mail, i = mail_packets()
+    mail = [(int(round(float(p.time) * 1e6)), bytes(p)) for p in mail]
+    a = NgSection("<")
+    eth, raw = a.interface(ETH), a.interface(RAW, tsresol=9)
+    for k, (ts, f) in enumerate(gen[:1500]):
+        a.packet(raw if k % 3 == 1 and is_ip(f) else eth, ts, f)
+    for ts, f in mail[: i + 1]:  # the bad day up to the message's first segment
+        a.packet(eth, ts, f)
+    for ts, f in gen[1500:2200]:
+        a.packet(eth, ts, f)
+    sll = a.interface(SLL, tsresol=0x80 | 20)  # mid-section, after packets: binary resolution
+    a.packet(sll, *mail[i + 1])  # the second segment
+    a.other()
+    for k, (ts, f) in enumerate(gen[2200:3000]):
+        a.packet(sll if k % 2 and is_ip(f) else eth, ts, f)
+    b = NgSection(">")  # a new section, the other byte order: interface numbering restarts
+    raw2 = b.interface(RAW, tsresol=3, tsoffset=1_700_000_000)
+    eth2 = b.interface(ETH, tsresol=9)
+    for ts, f in mail[i + 2 :]:  # the third segment and the rest of the bad day
+        b.packet(raw2 if is_ip(f) else eth2, ts, f)
+    for k, (ts, f) in enumerate(gen[3000:]):
+        b.packet(raw2 if k % 4 == 0 and is_ip(f) else eth2, ts, f, simple=k % 97 == 0 and is_ip(f))
+    tap = d / "tap.pcapng"
+    tap.write_bytes(b"".join(a.blocks + b.blocks))
+    c = NgSection("<")
+    eth3 = c.interface(ETH)
+    for ts, f in gen[:1200]:
+        c.packet(eth3, ts, f)
+    blob = bytearray(b"".join(c.blocks))
+    mid = len(blob) // 2
+    blob[mid : mid + 3000] = b"\xff" * 3000
+    (d / "damaged.pcapng").write_bytes(bytes(blob[:-7]))  # and a truncated last block
+    return [str(tap), str(d / "damaged.pcapng")]
+
+
+def whole_read(path: str) -> tuple[list[tuple], list[Damage]]:
+    damage: list[Damage] = []
+    got = [tuple(b.pkts[k].tolist()) for b in CaptureReader(path, damage).batches(333) for k in range(len(b))]
+    return got, damage
+
+
+def test_pcapng_corpus_is_hard(ng_corpus: list[str]) -> None:
+    """Several parts per file, parts starting in both sections and after the mid-section interface, the
+    message's segments in three different parts, damage in the second file only after its parts."""
+    parts = split(0, ng_corpus[0], CHUNK)
+    assert len(parts) >= 10
+    secs = [p.span.section for p in parts[1:]]
+    assert {(s.endian, s.index, s.if_base, len(s.interfaces)) for s in secs} >= {("<", 0, 0, 2), ("<", 0, 0, 3),
+                                                                                   (">", 1, 3, 2)}
+    linktypes = {tuple(i.linktype for i in s.interfaces) for s in secs}
+    assert linktypes == {(ETH, RAW), (ETH, RAW, SLL), (RAW, ETH)}
+    data = Path(ng_corpus[0]).read_bytes()
+    mail, i = mail_packets()
+    from scapy.all import Raw
+
+    segs = [data.find(bytes(p[Raw].load)) for p in mail[i : i + 3]]
+    assert all(s > 0 for s in segs)
+    where = [max(j for j, p in enumerate(parts) if p.start <= s) for s in segs]
+    assert len(set(where)) == 3
+    rep = json.loads(one_process(ng_corpus))
+    codes = {f["code"] for f in rep["findings"]}
+    assert {"MAIL_NOT_TEXT", "CAPTURE_DAMAGED", "PROTOCOL_MISMATCH"} <= codes
+    dparts = split(1, ng_corpus[1], CHUNK)
+    _got, damage = whole_read(ng_corpus[1])
+    assert len(dparts) >= 3 and damage and dparts[-1].start < damage[0].offset
+
+
+@pytest.mark.parametrize("chunk", [CHUNK, 3000])
+def test_pcapng_parts_read_like_the_whole_file(ng_corpus: list[str], chunk: int) -> None:
+    """Every packet field (timestamps, interfaces, link types, offsets) and every damage, part by part."""
+    for path in ng_corpus:
+        want = whole_read(path)
+        got: list[tuple] = []
+        damage: list[Damage] = []
+        parts = split(0, path, chunk)
+        assert parts[0].start == 0 and parts[-1].span.stop is None
+        for a, b in zip(parts[:-1], parts[1:], strict=True):
+            assert a.span.stop == b.span.start
+        for p in parts:
+            r = CaptureReader(path, damage, p.span)
+            got += [tuple(b.pkts[k].tolist()) for b in r.batches(333) for k in range(len(b))]
+        assert (got, damage) == want
+
+
+def test_pcapng_cluster_equals_one_process(ng_corpus: list[str], corpus: list[str], client) -> None:
+    topo = load_topology(str(TOPOLOGY))
+    files = ng_corpus + corpus[3:5]
+    assert render_json(replay_cluster(topo, files, client, chunk=CHUNK, batch_size=500)) == one_process(files)
+
+
+def test_pcapng_walk_stops_at_damage(tmp_path: Path) -> None:
+    """A hostile block length ends the walk (no allocation, no boundary after it); only block starts."""
+    s = NgSection("<")
+    eth = s.interface(ETH)
+    frame = bytes(12) + b"\x08\x00" + bytes(40)
+    for k in range(200):
+        s.packet(eth, k, frame)
+    good = b"".join(s.blocks)
+    starts, off = set(), 0
+    while off < len(good):
+        starts.add(off)
+        off += struct.unpack_from("<I", good, off + 4)[0]
+    for bad in (struct.pack("<II", 6, 0xFFFFFFF0), struct.pack("<II", 6, 1 << 25), struct.pack("<II", 6, 30)):
+        path = tmp_path / "h.pcapng"
+        path.write_bytes(good + bad + good[len(s.blocks[0]) + len(s.blocks[1]) :])
+        cuts = pcapng_boundaries(str(path), 500)
+        assert cuts and all(c in starts for c, _ in cuts) and max(c for c, _ in cuts) < len(good)
+    assert [c for c, _ in pcapng_boundaries(str(path), 1 << 30)] == []

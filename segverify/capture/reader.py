@@ -73,19 +73,6 @@ class Damage:
 
 
 @dataclass(frozen=True)
-class Span:
-    """Records of a plain pcap from ``start`` (a verified record boundary, or 0 for the file start) up to
-    ``stop`` (a verified boundary, or None for the end of the file).
-
-    ``last_sec`` is the seconds field of the record before ``start``: the only reader state a pcap
-    carries across records (resynchronisation after damage prefers timestamps near it)."""
-
-    start: int = 0
-    stop: int | None = None
-    last_sec: int | None = None
-
-
-@dataclass(frozen=True)
 class Interface:
     """A capture interface: pcap has one, pcapng one per Interface Description Block over all sections."""
 
@@ -96,6 +83,36 @@ class Interface:
     tsresol: int = 9  # pcapng if_tsresol byte (decimal exponent, or 0x80|binary exponent); 9 = ns
     tsoffset: int = 0  # seconds to add (pcapng if_tsoffset)
     section: int = 0
+
+
+@dataclass(frozen=True)
+class Section:
+    """The pcapng reader's whole state at a block boundary inside a section, so a part can start there.
+
+    Packet blocks name interfaces by their index in the section and their timestamps depend on that
+    interface's resolution and offset, so a part needs the section's byte order and the interfaces
+    defined before its start (an IDB later in the section applies only to later packets, as in one pass).
+    ``index`` counts sections from 0; ``if_base`` is the global index of the section's interface 0."""
+
+    endian: str
+    index: int
+    if_base: int
+    interfaces: tuple[Interface, ...] = ()
+
+
+@dataclass(frozen=True)
+class Span:
+    """Records of a plain capture from ``start`` (a verified record/block boundary, or 0 for the file
+    start) up to ``stop`` (a verified boundary, or None for the end of the file).
+
+    pcap: ``last_sec`` is the seconds field of the record before ``start``, the only reader state a pcap
+    carries across records (resynchronisation after damage prefers timestamps near it).
+    pcapng: ``section`` is the reader state at ``start`` (None only for a span starting at 0)."""
+
+    start: int = 0
+    stop: int | None = None
+    last_sec: int | None = None
+    section: Section | None = None
 
 
 @dataclass
@@ -164,8 +181,9 @@ def iter_batches(path: str | Path, batch_size: int = DEFAULT_BATCH, damage: list
                  span: Span | None = None) -> Iterator[Batch]:  # fmt: skip
     """Decoded batches of at most ``batch_size`` packets; damage is appended to ``damage`` as it is found.
 
-    ``span`` reads only the records between two verified record boundaries of a plain pcap (a part of a
-    file split for parallel reading): what it yields is exactly what a whole-file read yields there."""
+    ``span`` reads only the records between two verified record/block boundaries of a plain pcap or
+    pcapng (a part of a file split for parallel reading): what it yields is exactly what a whole-file read
+    yields there."""
     yield from CaptureReader(path, damage, span).batches(batch_size)
 
 
@@ -274,7 +292,7 @@ class _Source:
     def __init__(self, path: str, fh: io.BufferedReader, damage: list[Damage], span: Span | None = None) -> None:
         self.path = path
         self.damage = damage
-        if span is not None:  # a part: plain pcap only, positioned at its first record
+        if span is not None:  # a part: plain pcap or pcapng only, positioned at its first record/block
             self.gz = False
             fh.seek(span.start)
             self.fh: _Plain | _Gunzip = _Plain(fh, span.stop)
@@ -315,12 +333,16 @@ class _Source:
 
 
 class CaptureReader:
-    """Reads one capture file; ``damage`` and ``interfaces`` fill in as batches are consumed."""
+    """Reads one capture file; ``damage`` and ``interfaces`` fill in as batches are consumed.
+
+    (A reader of a pcapng part holds in ``interfaces`` only its section's interfaces, from global index
+    ``span.section.if_base``: earlier sections' interfaces can no longer be named by a packet.)"""
 
     def __init__(self, path: str | Path, damage: list[Damage] | None = None, span: Span | None = None) -> None:
         self.path = str(path)
         self.damage: list[Damage] = [] if damage is None else damage
         self.interfaces: list[Interface] = []
+        self._if_skip = 0  # global index of interfaces[0]
         self.format = ""
         self.span = span
 
@@ -336,6 +358,12 @@ class CaptureReader:
         """Undecoded record runs ``(buf, base, data offsets, caplen, wirelen, ts, ifindex, linktype)``:
         the record walk alone, for finding verified record boundaries cheaply."""
         with open(self.path, "rb") as fh:
+            if self.span is not None and self.span.start > 0 and self.span.section is not None:
+                src = _Source(self.path, fh, self.damage, self.span)
+                src.fill(0)
+                self.format = "pcapng"
+                yield from self._pcapng(src, self.span.section)
+                return
             if self.span is not None and self.span.start > 0:
                 header = fh.read(24)
                 src = _Source(self.path, fh, self.damage, self.span)
@@ -487,10 +515,15 @@ class CaptureReader:
 
     # ------------------------------------------------------------------ pcapng
 
-    def _pcapng(self, src: _Source) -> Iterator[tuple]:
+    def _pcapng(self, src: _Source, ctx: Section | None = None) -> Iterator[tuple]:
+        """Blocks of a pcapng; with ``ctx`` ``src`` starts at a verified block boundary inside that section."""
         endian = "<"
         section = -1
         if_base = 0  # global index of the current section's interface 0
+        if ctx is not None:
+            endian, section, if_base = ctx.endian, ctx.index, ctx.if_base
+            self.interfaces = list(ctx.interfaces)
+            self._if_skip = if_base
         pos = 0
         while True:
             buf, end = src.buf, src.end
@@ -503,7 +536,7 @@ class CaptureReader:
             while off <= lim:
                 btype, blen = u2(buf, off)
                 nxt = off + blen
-                if nxt > end or blen < 12 or blen & 3 or btype not in _PKT_BLOCKS:
+                if nxt > end or blen < 12 or blen & 3 or blen > MAX_BLOCK or btype not in _PKT_BLOCKS:
                     break
                 app(off)
                 off = nxt
@@ -551,7 +584,7 @@ class CaptureReader:
                     continue
                 endian = shb[0]
                 section += 1
-                if_base = len(self.interfaces)
+                if_base = self._if_skip + len(self.interfaces)
             elif struct.unpack_from(endian + "I", buf, off + blen - 4)[0] != blen:
                 self._damage(src.base + off, f"pcapng block (type {btype:#x}): trailing block length does not match")
                 pos = self._pcapng_resync(src, off + 1)
@@ -561,24 +594,13 @@ class CaptureReader:
             elif section < 0:
                 self._damage(src.base + off, "pcapng block before any section header")
             elif btype == _IDB:
-                self._parse_idb(buf, src.base + off, off, blen, endian, section)
+                itf = _parse_idb(buf, off, blen, endian, self._if_skip + len(self.interfaces), section)
+                if itf is None:
+                    self._damage(src.base + off, "interface description block too short")
+                else:
+                    self.interfaces.append(itf)
             # other block types (statistics, name resolution, custom, ...) are skipped whole
             pos = off + blen
-
-    def _parse_idb(self, buf: bytes, where: int, off: int, blen: int, endian: str, section: int) -> None:
-        if blen < 20:
-            self._damage(where, "interface description block too short")
-            return
-        lt, _res, snap = struct.unpack_from(endian + "HHI", buf, off + 8)
-        tsresol, tsoffset, name = 6, 0, ""
-        for code, val in _options(buf, off + 16, off + blen - 4, endian):
-            if code == 9 and len(val) >= 1:
-                tsresol = val[0]
-            elif code == 14 and len(val) >= 8:
-                tsoffset = struct.unpack_from(endian + "q", val, 0)[0]
-            elif code == 2:
-                name = bytes(val).decode("utf-8", "replace")
-        self.interfaces.append(Interface(len(self.interfaces), lt, snap, name, tsresol, tsoffset, section))
 
     def _pcapng_packets(self, buf: bytes, base: int, o: np.ndarray, endian: str, if_base: int,
                         section: int) -> tuple[int, tuple | None]:  # fmt: skip
@@ -599,7 +621,8 @@ class CaptureReader:
         if section < 0:
             self._damage(base + int(o[0]), "packet blocks before any section header")
             return k, None
-        nif = len(self.interfaces) - if_base
+        skip = self._if_skip
+        nif = skip + len(self.interfaces) - if_base
         epb = btype == _EPB
         spb = btype == _SPB
         # EPB: if_id u32, ts_hi u32, ts_lo u32, caplen u32, origlen u32, data. PB: if_id u16, drops u16 ...
@@ -612,7 +635,7 @@ class CaptureReader:
         hdr = np.where(spb, 12, 28)  # where the packet data starts in the block
         room = blen - hdr - 4
         if spb.any():  # SPB: captured length is min(orig_len, snaplen of interface 0, room in the block)
-            snap0 = self.interfaces[if_base].snaplen if nif > 0 else 0
+            snap0 = self.interfaces[if_base - skip].snaplen if nif > 0 else 0
             snap0 = snap0 or MAX_CAPLEN
             cap = np.where(spb, np.minimum(np.minimum(orig, snap0), room), cap)
         valid = (room >= 0) & (cap <= room) & (ifid < nif) & (cap <= MAX_CAPLEN)
@@ -635,7 +658,7 @@ class CaptureReader:
         lts = np.zeros(len(o), dtype=np.int32)
         for g in np.unique(gif).tolist():
             m = gif == g
-            itf = self.interfaces[g]
+            itf = self.interfaces[g - skip]
             ts[m] = _ticks_to_ns(ticks[m], itf.tsresol) + _wrap64(itf.tsoffset * 1_000_000_000)
             lts[m] = itf.linktype
         # SPBs carry no timestamp.
@@ -661,6 +684,114 @@ class CaptureReader:
                     self._damage(src.base + pos, "no valid block found before end of file")
                 return None
             pos = 0
+
+
+# ---------------------------------------------------------------------- pcapng boundaries
+
+_WALK_WINDOW = 1 << 20
+_STATE_BLOCKS = frozenset({_SHB, _IDB})  # the blocks that change what a part must carry
+"""Bytes read at a time by :func:`pcapng_boundaries` (blocks beyond the window are reached by a seek)."""
+
+
+class _Window:
+    """Forward random access to a file through one window: ``get`` rereads (seek + one read) only when a
+    range is outside it, so the middles of large blocks are skipped, never read. Reads are bounded by
+    ``max(n, _WALK_WINDOW)`` and callers never ask for more than :data:`MAX_BLOCK`."""
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self.fh, self.size = fh, size
+        self.buf, self.base = b"", 0
+
+    def get(self, pos: int, n: int) -> int | None:
+        """Make ``[pos, pos+n)`` available in ``buf``; its index there, or None past the end of the file."""
+        if pos + n > self.size:
+            return None
+        i = pos - self.base
+        if i < 0 or i + n > len(self.buf):
+            self.fh.seek(pos)
+            self.buf = self.fh.read(min(max(n, _WALK_WINDOW), self.size - pos))
+            self.base, i = pos, 0
+            if len(self.buf) < n:
+                return None
+        return i
+
+
+def pcapng_boundaries(path: str | Path, every: int) -> list[tuple[int, Section]]:
+    """Block boundaries of a plain pcapng about ``every`` bytes apart, each with the reader state there.
+
+    Follows block types and lengths only (plus the trailing length, the SHBs and the IDBs, which the
+    state needs), with the one-pass reader's own rules, and stops at the first block the reader would
+    take as damage (impossible or mismatched length, damaged section header, truncation): every boundary
+    returned is an offset the whole-file read reaches, before any damage, with exactly that state. A
+    boundary is the start of a block that was verified. Memory: one window (no length read from the file
+    drives an allocation beyond :data:`MAX_BLOCK`), plus the current section's interfaces."""
+    every = max(1, every)
+    out: list[tuple[int, Section]] = []
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        w = _Window(fh, size)
+        endian, index, if_base = "<", -1, 0
+        ifs: list[Interface] = []
+        ctx: Section | None = None  # the state as a Section, made once per change
+        target, off = every, 0
+        while True:
+            i = w.get(off, 12)
+            if i is None:
+                break  # the end of the file, or a truncated block
+            # Fast path: blocks that are not SHB/IDB and lie wholly in the window.
+            if index >= 0:
+                buf = w.buf
+                u2 = struct.Struct(endian + "II").unpack_from
+                u1 = struct.Struct(endian + "I").unpack_from
+                lim, wend = len(buf) - 12, len(buf)
+                while i <= lim:
+                    btype, blen = u2(buf, i)
+                    if (btype in _STATE_BLOCKS or blen < 12 or blen & 3 or blen > MAX_BLOCK
+                            or i + blen > wend or u1(buf, i + blen - 4)[0] != blen):  # fmt: skip
+                        break
+                    if w.base + i >= target:
+                        if ctx is None:
+                            ctx = Section(endian, index, if_base, tuple(ifs))
+                        out.append((w.base + i, ctx))
+                        target = w.base + i + every
+                    i += blen
+                off = w.base + i
+                i = w.get(off, 12)
+                if i is None:
+                    break
+            # Slow path: one block, whatever it is, exactly as the reader's block loop judges it.
+            buf = w.buf
+            btype = struct.unpack_from(endian + "I", buf, i)[0]
+            blen = _shb_len(buf, i) if btype == _SHB else struct.unpack_from(endian + "I", buf, i + 4)[0]
+            if blen is None or blen < 12 or blen & 3 or blen > MAX_BLOCK:
+                break
+            whole = btype in _STATE_BLOCKS
+            i = w.get(off, blen) if whole else w.get(off + blen - 4, 4)
+            if i is None:
+                break
+            buf = w.buf
+            if btype == _SHB:
+                shb = _parse_shb(buf, i, i + blen)
+                if shb is None:
+                    break
+            elif struct.unpack_from(endian + "I", buf, i + (blen - 4 if whole else 0))[0] != blen:
+                break
+            elif index < 0:
+                break  # a block before any section header (the file starts with one: not reached)
+            if off >= target and index >= 0:
+                if ctx is None:
+                    ctx = Section(endian, index, if_base, tuple(ifs))
+                out.append((off, ctx))
+                target = off + every
+            if btype == _SHB:
+                endian, index, if_base, ifs, ctx = shb[0], index + 1, if_base + len(ifs), [], None
+            elif btype == _IDB:
+                itf = _parse_idb(buf, i, blen, endian, if_base + len(ifs), index)
+                if itf is not None:
+                    ifs.append(itf)
+                    ctx = None
+            off += blen
+    return out
 
 
 # ---------------------------------------------------------------------- helpers
@@ -783,6 +914,22 @@ def _parse_shb(buf: bytes, off: int, end: int) -> tuple[str, int] | None:
     if struct.unpack_from(endian + "I", buf, off + blen - 4)[0] != blen:
         return None
     return endian, blen
+
+
+def _parse_idb(buf: bytes, off: int, blen: int, endian: str, index: int, section: int) -> Interface | None:
+    """The interface an IDB (whole in ``buf`` at ``off``) describes; None when it is too short to hold one."""
+    if blen < 20:
+        return None
+    lt, _res, snap = struct.unpack_from(endian + "HHI", buf, off + 8)
+    tsresol, tsoffset, name = 6, 0, ""
+    for code, val in _options(buf, off + 16, off + blen - 4, endian):
+        if code == 9 and len(val) >= 1:
+            tsresol = val[0]
+        elif code == 14 and len(val) >= 8:
+            tsoffset = struct.unpack_from(endian + "q", val, 0)[0]
+        elif code == 2:
+            name = bytes(val).decode("utf-8", "replace")
+    return Interface(index, lt, snap, name, tsresol, tsoffset, section)
 
 
 def _options(buf: bytes, start: int, end: int, endian: str) -> Iterator[tuple[int, memoryview]]:

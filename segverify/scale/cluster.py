@@ -2,9 +2,10 @@
 
 Three rounds, each a set of independent tasks (retried when a worker fails or dies):
 
-1. **read** — every part (a file, or a stretch of a large pcap; :mod:`.parts`) becomes a compact table of
-   flow pieces (:mod:`.partial`), its damage and counters; large plain pcaps are first cut at verified
-   record boundaries by a task of their own, and every input is hashed for the report on a worker.
+1. **read** — every part (a file, or a stretch of a large pcap or pcapng; :mod:`.parts`) becomes a compact
+   table of flow pieces (:mod:`.partial`), its damage and counters; large plain pcaps and pcapngs are first
+   cut at verified record (block) boundaries by a task of their own, and every input is hashed for the
+   report on a worker.
    The client merges the pieces into the one-pass flow table (numpy, a few arrays per part).
 2. **judge** — the flows, in slices, are judged by workers that build their own :class:`Judge` from the
    topology (CUDD diagrams cannot be pickled): verdict, rule check, and which channel inspects the flow.

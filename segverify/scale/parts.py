@@ -1,11 +1,12 @@
 """Inputs and parts: which files a replay reads, and how they are cut for parallel reading.
 
-A part is a whole file, or a stretch of a large plain pcap between two *verified* record boundaries:
-offsets the one-pass reader itself reaches by following record lengths from the file header, before
-any damage. A pcap carries no reader state across records but the header and the previous record's
-seconds (for resynchronisation), so a part read from such a boundary yields exactly the records the
-whole-file read yields there, with the same damage offsets. gzip (no random access) and pcapng (the
-section and interface tables) are one part per file.
+A part is a whole file, or a stretch of a large plain pcap or pcapng between two *verified* record
+(block) boundaries: offsets the one-pass reader itself reaches by following record lengths from the file
+header, before any damage. A pcap carries no reader state across records but the header and the previous
+record's seconds (for resynchronisation); a pcapng carries its section's byte order and the interfaces
+defined so far in the section (:class:`~segverify.capture.reader.Section`), which the part takes along.
+So a part read from such a boundary yields exactly the records the whole-file read yields there, with the
+same damage offsets. gzip (no random access) is one part per file.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..capture.reader import _PCAP_MAGICS, CaptureReader, Damage, Span
+from ..capture.reader import _PCAP_MAGICS, _SHB, CaptureReader, Damage, Span, pcapng_boundaries
 from ..errors import InputError
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
 DEFAULT_CHUNK = 512 << 20
-"""Plain pcap files larger than this are read in parts of about this many bytes."""
+"""Plain pcap and pcapng files larger than this are read in parts of about this many bytes."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,21 @@ def expand_inputs(items: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
+def _kind(path: str) -> str:
+    """The format of a plain capture, "pcap" or "pcapng", by its first bytes as the reader decides; else ""."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head in _PCAP_MAGICS:
+        return "pcap"
+    if len(head) == 4 and struct.unpack("<I", head)[0] == _SHB:
+        return "pcapng"
+    return ""
+
+
 def splittable(path: str, chunk: int) -> bool:
-    """A plain (not gzip) pcap larger than one chunk."""
+    """A plain (not gzip) pcap or pcapng larger than one chunk."""
     try:
-        if os.path.getsize(path) <= chunk:
-            return False
-        with open(path, "rb") as fh:
-            return fh.read(4) in _PCAP_MAGICS
+        return os.path.getsize(path) > chunk and _kind(path) != ""
     except OSError:
         return False
 
@@ -88,11 +97,14 @@ def whole(fidx: int, path: str) -> Part:
 
 
 def split(fidx: int, path: str, chunk: int) -> list[Part]:
-    """Parts of a plain pcap at verified record boundaries about ``chunk`` bytes apart.
+    """Parts of a plain pcap or pcapng at verified record/block boundaries about ``chunk`` bytes apart.
 
-    Walks the records with the reader's own loop (no packet decoding); boundaries are taken only
-    before the first damage, so the last part holds any damage and its resynchronisation, read from a
-    boundary with the same state as in a whole-file read."""
+    pcap: walks the records with the reader's own loop (no packet decoding). pcapng: walks block headers
+    (:func:`~segverify.capture.reader.pcapng_boundaries`). Boundaries are taken only before the first
+    damage, so the last part holds any damage and its resynchronisation, read from a boundary with the
+    same state as in a whole-file read."""
+    if _kind(path) == "pcapng":
+        return _split_pcapng(fidx, path, chunk)
     size = os.path.getsize(path)
     damage: list[Damage] = []
     reader = CaptureReader(path, damage)
@@ -124,6 +136,17 @@ def split(fidx: int, path: str, chunk: int) -> list[Part]:
         assert lo is not None
         parts.append(Part(fidx, j, path, Span(lo, hi, lasts[j]), (hi if hi is not None else size) - lo))
     return parts
+
+
+def _split_pcapng(fidx: int, path: str, chunk: int) -> list[Part]:
+    """Parts of a pcapng, each starting at a verified block boundary with the section state there."""
+    size = os.path.getsize(path)
+    cuts = pcapng_boundaries(path, chunk)
+    starts = [0] + [off for off, _ in cuts]
+    stops: list[int | None] = [off for off, _ in cuts] + [None]
+    spans = [Span(0, stops[0])] + [Span(off, stop, None, sec) for (off, sec), stop in zip(cuts, stops[1:], strict=True)]
+    return [Part(fidx, j, path, sp, (sp.stop if sp.stop is not None else size) - start)
+            for j, (sp, start) in enumerate(zip(spans, starts, strict=True))]  # fmt: skip
 
 
 def sha256_file(path: str) -> str:
