@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from ..model.addresses import ALL_ADDRESSES, IntervalSet, addr_to_int, describe_addresses, int_to_addr
+from ..model.gcpause import paused_gc
 from ..model.rules import PROTO_TCP, PROTO_UDP, Packet, Rule
 from ..model.segmap import SegmentMap
 from ..model.topology import FAMILY_NAMES, Channel, Endpoints, PortSpec, Topology
@@ -53,6 +54,11 @@ class Context:
 
 def build_context(topo: Topology, space: PacketSpace | None = None) -> Context:
     """Everything the analyses need; two topologies compared by ``diff`` share one packet space."""
+    with paused_gc():  # tens of thousands of long-lived BDD handles, no cycles: see model/gcpause.py
+        return _build_context(topo, space)
+
+
+def _build_context(topo: Topology, space: PacketSpace | None) -> Context:
     space = space or PacketSpace()
     segmap = SegmentMap(topo.segments)
     net = build_graph(topo, segmap)
@@ -66,7 +72,17 @@ def build_context(topo: Topology, space: PacketSpace | None = None) -> Context:
 
 
 def check(topo: Topology) -> Result:
+    with paused_gc():
+        return _check(topo)
+
+
+def _check(topo: Topology) -> Result:
     ctx = build_context(topo)
+    with ctx.space.gc_deferred():
+        return _analyse(ctx, topo)
+
+
+def _analyse(ctx: Context, topo: Topology) -> Result:
     findings: list[Finding] = []
     findings += unknown_addresses(ctx)
     valid_channels, channel_findings = judge_channels(ctx)
@@ -406,7 +422,7 @@ def pick_witness(ctx: Context, u: BDD, src_seg: str, dst_seg: str,
     # One well-known service, the first the set allows; then plain TCP.
     for proto, port in ports:
         candidate = u & sp.value("proto", proto) & sp.value("dport", port)
-        if (candidate & sp.valid) != sp.false:
+        if sp.meets(candidate, sp.valid):
             prefer.append(sp.value("proto", proto) & sp.value("dport", port))
             break
     prefer.append(sp.value("proto", PROTO_TCP))
@@ -421,7 +437,12 @@ def involved_rules(ctx: Context, reach: dict[str, BDD], co: dict[str, BDD], forb
     for hop in ctx.net.hops:
         if hop.kind != "firewall" or hop.src not in reach or hop.dst not in co:
             continue
-        relevant = reach[hop.src] & ctx.hop_set(hop) & co[hop.dst] & forbidden_filter & sp.valid
+        # Within ``valid_shape``, not ``valid`` (whose IPv4 addresses carry 96 forced-zero bits: an
+        # AND with it builds a diagram several times larger). Every set here is built from the
+        # model and never depends on those bits, so a rule's effective set (within
+        # ``valid_shape``) meets this region exactly when it meets it within ``valid``; the
+        # default's share is tested against ``valid`` itself below.
+        relevant = reach[hop.src] & ctx.hop_set(hop) & co[hop.dst] & forbidden_filter & sp.valid_shape
         if relevant == sp.false:
             continue
         compiled = ctx.compiled[hop.device]
@@ -432,8 +453,9 @@ def involved_rules(ctx: Context, reach: dict[str, BDD], co: dict[str, BDD], forb
                 rule = compiled.ruleset.rules[index]
                 out.append({"firewall": hop.device, "rule": rule.id, "source": str(rule.source or "")})
         fw = ctx.topo.firewalls[hop.device]
-        falls_through = relevant & compiled.interfaces(hop.in_iface, hop.out_iface) & ~compiled.decided
-        if fw.ruleset.default == "allow" and (hop.device, -1) not in seen and falls_through != sp.false:
+        if (fw.ruleset.default == "allow" and (hop.device, -1) not in seen
+                and sp.meets(relevant & compiled.interfaces(hop.in_iface, hop.out_iface) & ~compiled.decided,
+                             sp.valid)):
             seen.add((hop.device, -1))
             out.append({"firewall": hop.device, "rule": "(default allow)", "source": str(fw.source)})
     return out
@@ -451,13 +473,14 @@ def cross_family_findings(ctx: Context, legit: BDD) -> list[Finding]:
     not_legit = ~legit
     co_cache: dict[str, dict[str, BDD]] = {}
     for a in sorted(ctx.topo.segments):
+        sp.gc_checkpoint()
         reach = reach_from(ctx, a)
         for b in sorted(ctx.topo.segments):
             fa, fb = ctx.family(a), ctx.family(b)
             if fa == fb or b not in reach:
                 continue
             forbidden = reach[b] & ctx.dst_sets[b] & not_legit
-            if (forbidden & sp.valid) == sp.false:
+            if not sp.meets(forbidden, sp.valid):
                 continue
             code, severity = family_code(fa, fb)
             witness = pick_witness(ctx, forbidden, a, b)
@@ -535,12 +558,13 @@ def security_cloud_findings(ctx: Context) -> list[Finding]:
     sp = ctx.space
     out: list[Finding] = []
     for a in sorted(n for n, s in segs.items() if s.kind == "internet"):
+        sp.gc_checkpoint()
         reach = reach_from(ctx, a, stop=clouds)
         for p in sorted(n for n, s in segs.items() if s.kind == "public"):
             if p not in reach:
                 continue
             direct = reach[p] & ctx.dst_sets[p]
-            if (direct & sp.valid) == sp.false:
+            if not sp.meets(direct, sp.valid):
                 continue
             web = [(PROTO_TCP, 443), (PROTO_TCP, 80)] + WELL_KNOWN
             witness = pick_witness(ctx, direct, a, p, web)

@@ -64,11 +64,25 @@ class Prefix:
 _V4_CIDR = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?")
 
 
+_PREFIXES: dict[str, Prefix] = {}
+
+
 def parse_prefix(text: str) -> Prefix:
     """Parse ``10.0.0.0/8``, ``fd00::/48`` or a bare address (a /32 or /128).
 
     Host bits set (``10.2.0.1/16``) are refused: it is nearly always a typo for the network.
+    Results are kept per text (rule files repeat the same networks thousands of times).
     """
+    hit = _PREFIXES.get(text)
+    if hit is not None:
+        return hit
+    prefix = _parse_prefix(text)
+    if len(_PREFIXES) < 200_000:
+        _PREFIXES[text] = prefix
+    return prefix
+
+
+def _parse_prefix(text: str) -> Prefix:
     raw = str(text).strip()
     m = _V4_CIDR.fullmatch(raw)
     if m:  # the common case, without ipaddress's generality (rule files hold thousands of these)
@@ -99,7 +113,7 @@ class IntervalSet:
     exactly and the concrete evaluator can test membership in O(log n).
     """
 
-    __slots__ = ("_iv", "_los")
+    __slots__ = ("_hash", "_iv", "_los")
 
     def __init__(self, intervals: Iterable[tuple[int, int]] = ()) -> None:
         merged: list[tuple[int, int]] = []
@@ -112,11 +126,29 @@ class IntervalSet:
             else:
                 merged.append((lo, hi))
         self._iv: tuple[tuple[int, int], ...] = tuple(merged)
-        self._los = [lo for lo, _ in merged]
+        self._los: list[int] | None = None  # built on the first membership test
+        self._hash: int | None = None
+
+    @classmethod
+    def _canonical(cls, intervals: tuple[tuple[int, int], ...]) -> IntervalSet:
+        """A set from intervals already sorted, disjoint and non-adjacent (no checks: loaders
+        build hundreds of thousands of one-interval sets)."""
+        out = cls.__new__(cls)
+        out._iv = intervals
+        out._los = None
+        out._hash = None
+        return out
 
     @classmethod
     def of(cls, *values: int) -> IntervalSet:
+        if len(values) == 1:
+            return cls._canonical(((values[0], values[0]),))
         return cls((v, v) for v in values)
+
+    @classmethod
+    def interval(cls, lo: int, hi: int) -> IntervalSet:
+        """[lo, hi] (empty when lo > hi)."""
+        return cls._canonical(((lo, hi),) if lo <= hi else ())
 
     @classmethod
     def prefixes(cls, prefixes: Iterable[Prefix]) -> IntervalSet:
@@ -136,19 +168,29 @@ class IntervalSet:
         return isinstance(other, IntervalSet) and self._iv == other._iv
 
     def __hash__(self) -> int:
-        return hash(self._iv)
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(self._iv)
+        return h
 
     def __repr__(self) -> str:
         return f"IntervalSet({list(self._iv)!r})"
 
     def __contains__(self, value: int) -> bool:
-        i = bisect.bisect_right(self._los, value) - 1
+        los = self._los
+        if los is None:
+            los = self._los = [lo for lo, _ in self._iv]
+        i = bisect.bisect_right(los, value) - 1
         return i >= 0 and value <= self._iv[i][1]
 
     def size(self) -> int:
         return sum(hi - lo + 1 for lo, hi in self._iv)
 
     def union(self, other: IntervalSet) -> IntervalSet:
+        if not other._iv:
+            return self
+        if not self._iv:
+            return other
         return IntervalSet(self._iv + other._iv)
 
     __or__ = union

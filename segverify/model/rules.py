@@ -79,17 +79,26 @@ TRUE: Expr = And(())
 FALSE: Expr = Or(())
 
 
+def _is_true(p: Expr) -> bool:
+    """``p == TRUE`` without the dataclass comparison (loaders call this per rule part)."""
+    return type(p) is And and not p.parts
+
+
+def _is_false(p: Expr) -> bool:
+    return type(p) is Or and not p.parts
+
+
 def all_of(*parts: Expr) -> Expr:
     """Conjunction that drops trivially true parts, so simple rules stay simple."""
-    kept = tuple(p for p in parts if p != TRUE)
-    if any(p == FALSE for p in kept):
+    kept = tuple(p for p in parts if not _is_true(p))
+    if any(_is_false(p) for p in kept):
         return FALSE
     return kept[0] if len(kept) == 1 else And(kept)
 
 
 def any_of(*parts: Expr) -> Expr:
-    kept = tuple(p for p in parts if p != FALSE)
-    if any(p == TRUE for p in kept):
+    kept = tuple(p for p in parts if not _is_false(p))
+    if any(_is_true(p) for p in kept):
         return TRUE
     return kept[0] if len(kept) == 1 else Or(kept)
 

@@ -13,6 +13,7 @@ import yaml
 from ..errors import InputError
 from ..importers import get_importer
 from ..model.addresses import ALL_ADDRESSES, IntervalSet, Prefix, parse_prefix
+from ..model.gcpause import paused_gc
 from ..model.rules import (
     FALSE,
     ICMP_PROTOS,
@@ -51,8 +52,9 @@ ACTIONS = {"allow": "allow", "permit": "allow", "accept": "allow", "deny": "deny
 
 
 def load_topology(path: str) -> Topology:
-    doc, root = compose_file(path, path)
-    return _Loader(doc, path).load(root)
+    with paused_gc():  # a million long-lived objects and no cycles: see model/gcpause.py
+        doc, root = compose_file(path, path)
+        return _Loader(doc, path).load(root)
 
 
 class _Loader:
@@ -223,13 +225,13 @@ class _Loader:
                     raise self.err(
                         item, f"{what}: {text!r} is not a segment, a host, 'any', an address or a CIDR"
                     ) from None
-                sets.append(IntervalSet([(prefix.lo, prefix.hi)]))
+                sets.append(IntervalSet.interval(prefix.lo, prefix.hi))
                 if not prefix.is_single:
                     wide.append(text)
         if not names:
             raise self.err(node, f"{what}: the list is empty")
-        out = IntervalSet()
-        for s in sets:
+        out = sets[0]
+        for s in sets[1:]:
             out = out | s
         return Endpoints(tuple(names), out, tuple(whole), tuple(wide))
 
@@ -381,7 +383,7 @@ class _Loader:
         ranges: list[tuple[int, int]] = []
         for item in sequence(self.doc, node, what, allow_scalar=True):
             ranges.append(self._port_range(item, scalar(self.doc, item, what), what))
-        return IntervalSet(ranges)
+        return IntervalSet.interval(*ranges[0]) if len(ranges) == 1 else IntervalSet(ranges)
 
     def _port_range(self, node: yaml.Node, text: str, what: str) -> tuple[int, int]:
         text = text.strip()

@@ -1,0 +1,27 @@
+"""Pausing Python's cyclic garbage collector while large, long-lived structures are built.
+
+Loading a 10k-rule topology creates about a million objects (YAML nodes, rules, interval sets,
+BDD handles) that all live to the end of the run and form no cycles. Each time enough new objects
+accumulate, the collector walks the young ones and, every few rounds, everything alive: with the
+collector running, composing the YAML alone took 1.0 s instead of 0.3 s, and a whole ``check``
+of 10k rules 20% more CPU time. Nothing built in these phases is cyclic garbage, so nothing is
+lost by pausing; the collector is switched back on (if it was on) when the phase ends.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Run the block with the cyclic collector off; nests, and restores the state it found."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
