@@ -13,16 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..capture.collect import Collected, collect
+from ..capture.collect import MAX_PAIR_SETS, Collected, Harvest, KeyPlan, collect
 from ..capture.content import Verdict
 from ..capture.ftp import UPLOAD as FTP_UPLOAD
 from ..capture.ftp import DataEndpoint, FtpTransfer, parse_session
 from ..capture.mail import UNINSPECTABLE, connection_transactions, transaction_findings
 from ..capture.recognise import UNVERIFIABLE, identify, satisfies
-from ..model.addresses import int_to_addr
+from ..model.addresses import IntervalSet, int_to_addr
 from ..model.rules import PROTO_NAMES
 from ..model.topology import Channel, Leg, Topology
 from .findings import Finding
+from .replay import address_set
 
 if TYPE_CHECKING:
     from .replay import FlowVerdict
@@ -50,7 +51,7 @@ def outbound(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
     leg: Leg | None = ch.outbound
     if leg is None or ch.sanitizer is None:
         return False
-    sanitizer = set(topo.hosts[ch.sanitizer].addresses)
+    sanitizer = address_set(topo.hosts[ch.sanitizer].addresses)
     f = v.flow
     pairs = ((f.src, f.dst), (f.dst, f.src))
     return any(a in sanitizer and b in leg.peers.addresses for a, b in pairs) and ports_cover(
@@ -120,12 +121,16 @@ def _ftp_data_candidate(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
     leg = ch.outbound
     if leg is None or ch.sanitizer is None or not ports_cover(leg.ports, 6, FTP_CONTROL_PORT):
         return False
-    sanitizer = set(topo.hosts[ch.sanitizer].addresses)
+    sanitizer = address_set(topo.hosts[ch.sanitizer].addresses)
     f = v.flow
     return any(a in sanitizer and b in leg.peers.addresses for a, b in ((f.src, f.dst), (f.dst, f.src)))
 
 
 Work = list[tuple["FlowVerdict", Channel, str]]
+
+
+SCREEN_CAPS: dict[str, int | bool] = {"max_bytes": 2 * MAX_FIRST_BYTES, "max_buffer": 64 * 1024}
+"""Reassembly limits of a screen-transfer session: a recogniser reads its first bytes only."""
 
 
 def wanted(work: Work) -> tuple[set[frozenset[tuple[int, int]]], set[frozenset[tuple[int, int]]],
@@ -137,14 +142,27 @@ def wanted(work: Work) -> tuple[set[frozenset[tuple[int, int]]], set[frozenset[t
 
     def caps(key: frozenset[tuple[int, int]]) -> dict[str, int | bool]:
         # a recogniser reads the first bytes only: keep no more of a screen-transfer session
-        return {"max_bytes": 2 * MAX_FIRST_BYTES, "max_buffer": 64 * 1024} if key in screen else {}
+        return SCREEN_CAPS if key in screen else {}
 
     return tcp, udp, caps
 
 
+def first_bytes_only(work: Work) -> set[frozenset[tuple[int, int]]]:
+    """Endpoint pairs whose every inspected flow is a screen-transfer one: only their first
+    :data:`MAX_FIRST_BYTES` each way are read (:func:`inspect_item`), so their packets may stop being collected
+    once those are known (:class:`~segverify.capture.collect.Quiet`)."""
+    screen: set[frozenset[tuple[int, int]]] = set()
+    other: set[frozenset[tuple[int, int]]] = set()
+    for v, _, what in work:
+        (screen if what == "screen" else other).add(_key(v))
+    return screen - other
+
+
 def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
-                     captures: Sequence[str]) -> Inspection:
-    """Inspect every flow a permitted channel carries (see :func:`plan`)."""
+                     captures: Sequence[str], harvest: Harvest | None = None) -> Inspection:
+    """Inspect every flow a permitted channel carries (see :func:`plan`). Their packets come from
+    ``harvest`` (taken during the header pass, see :func:`harvester`) when it is usable, else from one more
+    pass over the captures: the same packets either way."""
     work: Work = []
     for v in verdicts:
         which = plan(topo, channels, v)
@@ -153,8 +171,75 @@ def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequ
     if not work:
         return Inspection()
     tcp, udp, caps = wanted(work)
-    got = collect(captures, tcp, udp, caps_for=caps)
+    if harvest is not None and harvest.usable:
+        got = harvest.collected(tcp, udp, {_key(v) for v, _, what in work if what == "screen"})
+    else:
+        got = collect(captures, tcp, udp, caps_for=caps, first_bytes_only=first_bytes_only(work),
+                      prefix=MAX_FIRST_BYTES)
     return combine(work, [inspect_item(topo, ch, what, v, got) for v, ch, what in work], channels)
+
+
+@dataclass
+class _ProbeFlow:
+    src: int
+    sport: int
+    dst: int
+    dport: int
+    proto: int
+
+
+@dataclass
+class _Probe:
+    """What :func:`plan` reads of a flow verdict, for an endpoint pair seen before its flow is known."""
+
+    flow: _ProbeFlow
+    src_segment: str | None
+    dst_segment: str | None
+
+
+def harvester(topo: Topology, channels: Sequence[Channel], segment: Callable[[int], str | None]) -> Harvest | None:
+    """A :class:`Harvest` that takes, during the header pass, the packets :func:`inspect_channels` reads;
+    None when the channels give nothing to inspect or too many address-set pairs to test in bulk.
+
+    ``segment`` maps an address to its segment (None outside every segment; :func:`plan` only asks whether
+    there is one, which a VLAN does not change)."""
+    pairs: list[tuple[IntervalSet, IntervalSet]] = []
+    for ch in channels:
+        sanitizer = IntervalSet.of(*topo.hosts[ch.sanitizer].addresses) if ch.sanitizer in topo.hosts else None
+        if ch.kind == "screen-transfer":
+            if ch.clients is not None and ch.servers is not None:
+                pairs.append((ch.clients.addresses, ch.servers.addresses))
+                continue
+            if sanitizer is None:
+                return None  # ch_covers cannot judge it either: leave it to the second pass
+            pairs += [(sanitizer, leg.peers.addresses) for leg in (ch.inbound, ch.outbound) if leg is not None]
+        elif ch.kind in ("mail-text", "file-sanitization") and sanitizer is not None and ch.outbound is not None:
+            pairs.append((sanitizer, ch.outbound.peers.addresses))
+    if not pairs or len(pairs) > MAX_PAIR_SETS:
+        return None
+
+    def whats(key: frozenset[tuple[int, int]], proto: int) -> set[str]:
+        ends = sorted(key)
+        (a, pa), (b, pb) = ends if len(ends) == 2 else (ends[0], ends[0])
+        out = set()
+        for (s, sp), (d, dp) in (((a, pa), (b, pb)), ((b, pb), (a, pa))):
+            which = plan(topo, channels, _Probe(_ProbeFlow(s, sp, d, dp, proto), segment(s), segment(d)))  # type: ignore[arg-type]
+            if which is not None:
+                out.add(which[1])
+        return out
+
+    def plan_key(key: frozenset[tuple[int, int]]) -> KeyPlan | None:
+        tcp, udp = whats(key, 6), whats(key, 17)
+        if not tcp and not udp:
+            return None
+        # a pair is reassembled with the screen limits when any of its inspected flows (either protocol) is
+        # a screen-transfer one (see wanted): while that is open, both reassemblies run
+        return KeyPlan(tcp_screen=bool(tcp) and ("screen" in tcp or "screen" in udp),
+                       tcp_default=bool(tcp - {"screen"}), udp=bool(udp),
+                       quiet_tcp=tcp == {"screen"} and udp <= {"screen"},
+                       quiet_udp=udp == {"screen"} and tcp <= {"screen"})
+
+    return Harvest(pairs, plan_key, SCREEN_CAPS, MAX_FIRST_BYTES)
 
 
 def inspect_item(topo: Topology, ch: Channel, what: str, v: FlowVerdict, got: Collected) -> ItemResult:
@@ -234,7 +319,7 @@ def _mail(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, conn: ob
     if conn is None:
         out.incomplete.append(f"mail flow {_flow_text(v)} on channel {ch.name}: no TCP stream to inspect")
         return
-    sanitizer = set(topo.hosts[ch.sanitizer or ""].addresses)
+    sanitizer = address_set(topo.hosts[ch.sanitizer or ""].addresses)
     client_addr = conn.client_endpoint[0]  # type: ignore[attr-defined]
     if client_addr not in sanitizer:
         return  # a peer sending mail to the sanitizer: outgoing mail, not what the channel sanitizes
@@ -277,7 +362,7 @@ def _files(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client:
         out.incomplete.append(f"files on {_flow_text(v)} (channel {ch.name}) could not be inspected: "
                               f"{ev.protocol or 'unknown protocol'} ({ev.detail})")
         return
-    sanitizer = set(topo.hosts[ch.sanitizer or ""].addresses)
+    sanitizer = address_set(topo.hosts[ch.sanitizer or ""].addresses)
     client_is_sanitizer = conn is not None and conn.client_endpoint[0] in sanitizer  # type: ignore[attr-defined]
     leaving = UPLOAD if client_is_sanitizer else DOWNLOAD  # what moves from the sanitizer to the peer
     for body in http_bodies(client, server):
@@ -341,7 +426,7 @@ def _ftp_data(out: ItemResult, v: FlowVerdict, conn: object) -> None:
 def _ftp_control(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client: bytes, server: bytes,
                  conn: object) -> None:
     session = parse_session(client, server)
-    sanitizer = set(topo.hosts[ch.sanitizer or ""].addresses)
+    sanitizer = address_set(topo.hosts[ch.sanitizer or ""].addresses)
     c_end, s_end = conn.client_endpoint, conn.server_endpoint  # type: ignore[attr-defined]
     out.notes.append(f"content: ftp, {len(session.transfers)} transfer(s)")
     if session.encrypted:

@@ -11,17 +11,21 @@ capture shows means the running firewall is not the one on paper.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress
 
 from ..capture import Damage, Flow, FlowBuilder, iter_batches
+from ..capture.reader import Batch
 from ..errors import InputError
-from ..model.addresses import IntervalSet, int_to_addr
+from ..model.addresses import IntervalSet
+from ..model.addresses import int_to_addr as _int_to_addr
 from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
 from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
+from ..packetspace.space import FIELD_ORDER
 from .check import Context, build_context, judge_channels, judge_exceptions, reach_from, report_context
 from .findings import Finding, Result
 
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
     from .inspect import Inspection
 
 MAX_EXAMPLES = 5
+# Addresses repeat across a month of flows: each is formatted once (ipaddress is ~3 µs a call).
+int_to_addr = lru_cache(maxsize=1 << 16)(_int_to_addr)
+MAX_DENIED_CACHE = 200_000
 
 
 @dataclass
@@ -69,9 +76,10 @@ class FlowVerdict:
 
 
 def read_captures(
-    paths: Sequence[str], progress: Progress | None = None
+    paths: Sequence[str], progress: Progress | None = None, tap: Callable[[Batch], None] | None = None
 ) -> tuple[list[Flow], list[Damage], dict[str, int]]:
-    """All captures as one observation: one flow table across every file."""
+    """All captures as one observation: one flow table across every file. ``tap`` sees every batch too
+    (content inspection takes its packets there instead of reading the captures again)."""
     builder = FlowBuilder()
     damage: list[Damage] = []
     for path in paths:
@@ -87,6 +95,8 @@ def read_captures(
         try:
             for batch in iter_batches(path, damage=mine):
                 builder.add(batch)
+                if tap is not None:
+                    tap(batch)
                 if progress is not None and task is not None and len(batch):
                     # a gzip capture's offsets are in the decompressed stream: capped at the file size
                     at = int(batch.pkts["pos"][-1])
@@ -122,6 +132,11 @@ class Judge:
         self.channels, _ = judge_channels(self.ctx)
         self.exceptions, _ = judge_exceptions(self.ctx)
         self._reach: dict[str, dict] = {}
+        self._denied_cache: dict[tuple, Any] = {}
+        self._reach_valid: dict[tuple[str, str], Any] = {}
+        self._paths: dict[tuple[str, str], bool] = {}  # segment pairs: the topology's graph does not change
+        self._sport_cubes: dict[int, dict[str, bool]] = {}
+        self._sport_vars = frozenset(self.ctx.space.vars["sport"])
         self.vlan_segments: dict[int, list[str]] = {}
         for seg in topo.segments.values():
             for v in seg.vlans:
@@ -179,21 +194,58 @@ class Judge:
     def path_exists(self, a: str, b: str) -> bool:
         import networkx as nx
 
-        g = self.ctx.net.graph
-        return nx.has_path(g, ("segment", a), ("segment", b))
+        hit = self._paths.get((a, b))
+        if hit is None:
+            hit = self._paths[(a, b)] = nx.has_path(self.ctx.net.graph, ("segment", a), ("segment", b))
+        return hit
 
     def denied(self, flow: Flow, a: str, b: str) -> bool:
-        """Whether the topology's rules deny this flow's initiating packet on every path from a to b."""
+        """Whether the topology's rules deny this flow's initiating packet on every path from a to b.
+
+        ``reach & packet & valid`` is empty exactly when the cofactor of ``reach & valid`` on the packet's
+        bits is (a packet is a cube). Cofactoring is done in two steps, the first cached per (segments,
+        addresses, protocol, destination port), the second on the source port alone: ~20 µs a flow instead
+        of building a packet BDD (~0.2 ms), the same answer."""
         sp = self.ctx.space
         reach = self.reach(a).get(b)
         if reach is None:
             return True
-        if flow.proto in PORT_PROTOS:
-            pkt = sp.packet(Packet(flow.src, flow.dst, flow.proto, flow.sport, flow.dport))
-        else:  # the capture's flow table keeps no ICMP type: any type the rules allow will do
-            pkt = (sp.values("src", IntervalSet.of(flow.src)) & sp.values("dst", IntervalSet.of(flow.dst))
-                   & sp.value("proto", flow.proto))
-        return (reach & pkt & sp.valid) == sp.false
+        if flow.proto not in PORT_PROTOS:  # no ICMP type in the flow table: any type the rules allow will do
+            key = (a, b, flow.src, flow.dst, flow.proto, -1)
+            hit = self._denied_cache.get(key)
+            if hit is None:
+                pkt = (sp.values("src", IntervalSet.of(flow.src)) & sp.values("dst", IntervalSet.of(flow.dst))
+                       & sp.value("proto", flow.proto))
+                hit = self._denied_cache[key] = (reach & pkt & sp.valid) == sp.false
+            return bool(hit)
+        key = (a, b, flow.src, flow.dst, flow.proto, flow.dport)
+        base = self._denied_cache.get(key)
+        if base is None:
+            pkt = Packet(flow.src, flow.dst, flow.proto, flow.sport, flow.dport)
+            cube: dict[str, bool] = {}
+            for name in FIELD_ORDER:
+                if name != "sport":
+                    (block,) = sp.blocks(name, IntervalSet.of(pkt.get(name)))
+                    cube.update(block)
+            rv = self._reach_valid.get((a, b))
+            if rv is None:
+                rv = self._reach_valid[(a, b)] = reach & sp.valid
+            base = sp.bdd.let(cube, rv)
+            if base == sp.false or self._sport_vars.isdisjoint(sp.bdd.support(base)):
+                base = base == sp.false  # the source port does not matter: the answer itself
+            self._denied_cache[key] = base
+            if len(self._denied_cache) > MAX_DENIED_CACHE:  # hostile captures: bounded, oldest first
+                del self._denied_cache[next(iter(self._denied_cache))]
+        if base is True or base is False:
+            return base
+        return sp.bdd.let(self._sport_cube(flow.sport), base) == sp.false
+
+    def _sport_cube(self, sport: int) -> dict[str, bool]:
+        cube = self._sport_cubes.get(sport)
+        if cube is None:
+            (cube,) = self.ctx.space.blocks("sport", IntervalSet.of(sport))
+            self._sport_cubes[sport] = cube
+        return cube
 
 
 def _between(ex: ExceptionRule, src: int, dst: int) -> bool:
@@ -206,11 +258,17 @@ def ports_cover(specs: tuple[PortSpec, ...], proto: int, dport: int, empty_means
     return any(spec.proto == proto and (spec.ports is None or dport in spec.ports) for spec in specs)
 
 
+@lru_cache(maxsize=1024)
+def address_set(addresses: tuple[int, ...]) -> frozenset[int]:
+    """A host's addresses as a set, built once (asked for every flow and channel)."""
+    return frozenset(addresses)
+
+
 def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport: int) -> bool:
     """Whether a permitted channel makes this initiating flow legal (direction and ports)."""
     if ch.clients is not None and ch.servers is not None:
         return src in ch.clients.addresses and dst in ch.servers.addresses and ports_cover(ch.ports, proto, dport)
-    sanitizer = set(topo.hosts[ch.sanitizer or ""].addresses)
+    sanitizer = address_set(topo.hosts[ch.sanitizer or ""].addresses)
     for leg in (ch.inbound, ch.outbound):
         if leg is None or not ports_cover(leg.ports, proto, dport):
             continue
@@ -220,16 +278,18 @@ def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport
 
 
 def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False) -> Result:
+    from .inspect import harvester, inspect_channels
+
     judge = Judge(topo)
+    harvest = harvester(topo, judge.channels, lambda addr: judge.segment(addr, None))
+    tap = harvest.add if harvest is not None else None
     if show_progress:
         with progress_bar() as bar:
-            flows, damage, stats = read_captures(captures, bar)
+            flows, damage, stats = read_captures(captures, bar, tap)
     else:
-        flows, damage, stats = read_captures(captures)
+        flows, damage, stats = read_captures(captures, tap=tap)
     verdicts = [judge.judge(f) for f in flows]
-    from .inspect import inspect_channels
-
-    inspection = inspect_channels(topo, judge.channels, verdicts, captures)
+    inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest)
     return assemble(topo, judge, captures, verdicts, damage, stats, inspection)
 
 

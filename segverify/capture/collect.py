@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
-from ..model.addresses import V6_BASE
-from .decode import FRAG_IS_FRAGMENT, LINKTYPE_RAW, decode_frame
+from ..model.addresses import V6_BASE, IntervalSet
+from .decode import FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_FIN, TCP_RST, TCP_SYN, decode_frame
 from .fragments import Defragmenter, Reassembled, key_addresses
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
-from .tcpstream import Connection, reassemble
+from .tcpstream import Connection, Reassembly, reassemble
 
 Endpoint = tuple[int, int]
 MAX_DATAGRAM_BYTES = 4096
@@ -91,12 +92,176 @@ _P1 = 0x9E3779B97F4A7C15
 _P2 = 0xC2B2AE3D27D4EB4F
 
 
+_CONTROL = TCP_SYN | TCP_FIN | TCP_RST
+MAX_STARTED = 1 << 16
+
+
+class Quiet:
+    """Endpoint pairs whose further packets change nothing the inspection reads, so that :func:`candidates`
+    (or :class:`Harvest`) leaves them out in bulk instead of making a Python record of each.
+
+    A screen-transfer recogniser reads only the first ``prefix`` bytes each way of a session, and a long RDP
+    session is most of a capture's inspected packets. For the pairs ``allowed`` says yes to (those whose
+    consumer reads no more), once one end's first bytes are there for good
+    (:meth:`.tcpstream.StreamReassembler.prefix_fixed`), that end's TCP packets without SYN, FIN or RST change
+    nothing read: a segment only ever feeds its sender's direction, and the flags that decide port reuse and
+    the ends are kept. A UDP exchange whose kept bytes are full both ways needs nothing more. And once a pair
+    has its connection or exchange (:meth:`started`), its packets with no payload and none of those flags change
+    only a packet counter, whatever the pair is inspected for. Packets are matched by :func:`_pair_hash`, then
+    compared field by field with the pair (and sender), so a hash collision never drops another pair's packet."""
+
+    def __init__(self, allowed: Callable[[frozenset[Endpoint], int], bool], prefix: int) -> None:
+        self.prefix = prefix
+        self._allowed = allowed
+        # (proto, what) -> hash -> (pair, sender or None); what: "from" (one sender's packets without SYN, FIN,
+        # RST), "quiet" (both senders'; for UDP every packet), "acks" (those with no payload either)
+        self._on: dict[tuple[int, str], dict[int, tuple[frozenset[Endpoint], Endpoint | None, tuple[int, ...]]]] = {
+            (proto, what): {} for proto in (6, 17) for what in ("from", "quiet", "acks")}
+        self._done: dict[frozenset[Endpoint], set[Endpoint]] = {}  # TCP pairs: senders quieted
+        self._arrays: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def wants(self, key: frozenset[Endpoint], proto: int = 6, sender: Endpoint | None = None) -> bool:
+        """Whether ``key`` (or, for TCP, its ``sender``'s side) may be quieted and is not yet."""
+        if proto == 6 and sender is not None:
+            done = self._done.get(key)
+            return (done is None or sender not in done) and self._allowed(key, proto)
+        return _pair_hash_py(key) not in self._on[(proto, "quiet")] and self._allowed(key, proto)
+
+    def sender_done(self, key: frozenset[Endpoint], sender: Endpoint) -> None:
+        """The first bytes ``sender`` sent on the current TCP connection of ``key`` are fixed."""
+        if key not in self._done and len(self._done) >= MAX_STARTED:
+            return  # bounded: past this many pairs, nothing more is quieted
+        done = self._done.setdefault(key, set())
+        done.add(sender)
+        if len(key) == 2 and len(done) == 2:
+            self._unset((6, "from"), key)
+            self._set((6, "quiet"), key, None)
+        elif len(key) == 2:
+            self._set((6, "from"), key, sender)
+
+    def saturated(self, key: frozenset[Endpoint], proto: int = 6) -> None:
+        """Every side of ``key`` is done (UDP: both sides' kept bytes are full)."""
+        if proto == 6:
+            self._done[key] = set(key)
+            self._unset((6, "from"), key)
+        self._set((proto, "quiet"), key, None)
+
+    def reopened(self, key: frozenset[Endpoint], proto: int = 6) -> None:
+        """A new connection on ``key``: nothing of it is known yet."""
+        self._done.pop(key, None)
+        self._unset((proto, "from"), key)
+        self._unset((proto, "quiet"), key)
+
+    def started(self, key: frozenset[Endpoint], proto: int = 6) -> None:
+        """``key`` has its connection (TCP) or exchange (UDP): see the class docstring. At most
+        :data:`MAX_STARTED` pairs are remembered (in every table)."""
+        self._set((proto, "acks"), key, None)
+
+    def _set(self, which: tuple[int, str], key: frozenset[Endpoint], sender: Endpoint | None) -> None:
+        h = _pair_hash_py(key)
+        table = self._on[which]
+        if h in table and table[h][0] != key:
+            return  # a second pair with the same hash is simply not dropped
+        if h in table or len(table) < MAX_STARTED:  # bounded, like the tables' rebuilds
+            table[h] = (key, sender, _pair_row(key, sender))
+            self._arrays.pop(which, None)
+            self._arrays.pop((0, "any"), None)
+
+    def _unset(self, which: tuple[int, str], key: frozenset[Endpoint]) -> None:
+        table = self._on[which]
+        h = _pair_hash_py(key)
+        if h in table and table[h][0] == key:
+            del table[h]
+            self._arrays.pop(which, None)
+            self._arrays.pop((0, "any"), None)
+
+    def drop(self, p: np.ndarray, hashes: np.ndarray) -> np.ndarray | None:
+        """Which packets of a batch are no longer needed (never a fragment); None when none can be."""
+        live = [(which, on) for which, on in self._on.items() if on]
+        if not live:
+            return None
+        every = self._arrays.get((0, "any"))
+        if every is None:
+            every = self._arrays[(0, "any")] = (np.unique(np.concatenate([self._table(w)[0] for w, _ in live])),
+                                                np.empty(0))
+        known = every[0]
+        at = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
+        rows = np.flatnonzero((known[at] == hashes) & ((p["frag"] & FRAG_IS_FRAGMENT) == 0))
+        if not len(rows):
+            return None
+        q, qh = p[rows], hashes[rows]
+        src, dst = _ends(q)
+        no_control = (q["tcp_flags"] & _CONTROL) == 0
+        hit = np.zeros(len(rows), dtype=bool)
+        for (proto, what), _on in live:
+            table_h, table = self._table((proto, what))
+            at = np.minimum(np.searchsorted(table_h, qh), len(table_h) - 1)
+            pairs = table[at]
+            same = (table_h[at] == qh) & (q["proto"] == proto)
+            if proto == 6:
+                same &= no_control
+            if what == "acks":
+                same &= q["pay_len"] == 0
+            fwd = (src == pairs[:, 0:4]).all(axis=1) & (dst == pairs[:, 4:8]).all(axis=1)
+            if what != "from":  # either way round
+                fwd |= (src == pairs[:, 4:8]).all(axis=1) & (dst == pairs[:, 0:4]).all(axis=1)
+            hit |= same & fwd
+        out = np.zeros(len(p), dtype=bool)
+        out[rows] = hit
+        return out
+
+    def _table(self, which: tuple[int, str]) -> tuple[np.ndarray, np.ndarray]:
+        got = self._arrays.get(which)
+        if got is None:
+            got = self._arrays[which] = _pair_table(self._on[which])
+        return got
+
+
+def _split(addr: int) -> tuple[int, int, int]:
+    """(family, high 64 bits, low 64 bits) of an address of the unified space."""
+    if addr < V6_BASE:
+        return 4, 0, addr
+    a = addr - V6_BASE
+    return 6, a >> 64, a & _U64
+
+
+def _pair_row(key: frozenset[Endpoint], sender: Endpoint | None) -> tuple[int, ...]:
+    """Both ends of a pair as (family, high, low, port) x 2, the sender first when there is one."""
+    ends = sorted(key)
+    (a, pa), (b, pb) = ends if len(ends) == 2 else (ends[0], ends[0])
+    if sender is not None and sender != (a, pa):
+        (a, pa), (b, pb) = (b, pb), (a, pa)
+    return (*_split(a), pa, *_split(b), pb)
+
+
+def _pair_table(on: dict[int, tuple[frozenset[Endpoint], Endpoint | None, tuple[int, ...]]],
+                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Sorted hashes and, row by row, their pairs (:func:`_pair_row`)."""
+    hs = np.fromiter(on.keys(), dtype=np.uint64, count=len(on))
+    rows = np.array([v[2] for v in on.values()], dtype=np.uint64).reshape(len(on), 8)
+    order = np.argsort(hs)
+    return hs[order], rows[order]
+
+
+def _ends(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(family, high, low, port) of each packet's source and destination, as rows of :func:`_pair_table`."""
+    v6 = p["family"] == 6
+    fam = p["family"].astype(np.uint64)
+    zero = np.zeros(len(p), dtype=np.uint64)
+    src = np.stack([fam, np.where(v6, p["src6hi"], zero), np.where(v6, p["src6lo"], p["src4"].astype(np.uint64)),
+                    p["sport"].astype(np.uint64)], axis=1)
+    dst = np.stack([fam, np.where(v6, p["dst6hi"], zero), np.where(v6, p["dst6lo"], p["dst4"].astype(np.uint64)),
+                    p["dport"].astype(np.uint64)], axis=1)
+    return src, dst
+
+
 def candidates(sources: Iterable[tuple[str, Span | None]], tcp_keys: set[frozenset[Endpoint]],
                udp_keys: set[frozenset[Endpoint]], losses: dict[AddressPair, str] | None = None,
-               ) -> Iterator[PacketRecord]:  # fmt: skip
+               quiet: Quiet | None = None) -> Iterator[PacketRecord]:  # fmt: skip
     """The TCP and UDP packets between the given endpoint pairs, in file order, from ``(path, span)``
     sources (``span`` None: the whole file; a part of a split capture otherwise). Fragmented datagrams
-    between the pairs' addresses come out rebuilt, once whole; those that never are go into ``losses``."""
+    between the pairs' addresses come out rebuilt, once whole; those that never are go into ``losses``.
+    Packets ``quiet`` says are no longer needed are left out (it is consulted at every batch)."""
     keys = tcp_keys | udp_keys
     wanted = np.array(sorted({_pair_hash_py(k) for k in keys}), dtype=np.uint64)
     if not len(wanted):
@@ -116,7 +281,12 @@ def candidates(sources: Iterable[tuple[str, Span | None]], tcp_keys: set[frozens
         for batch in iter_batches(path, damage=damage, span=span):
             p = batch.pkts
             isfrag = (p["frag"] & FRAG_IS_FRAGMENT) != 0
-            mask = np.isin(_pair_hash(p), wanted)  # collisions only let extra packets through
+            hashes = _pair_hash(p)
+            mask = np.isin(hashes, wanted)  # collisions only let extra packets through
+            if quiet is not None:
+                drop = quiet.drop(p, hashes)
+                if drop is not None:
+                    mask &= ~drop
             if isfrag.any():
                 mask = (mask & ~isfrag) | (isfrag & np.isin(_addr_hash(p), wanted_addr))
             if not mask.any():
@@ -173,10 +343,11 @@ def _rebuilt_record(whole: Reassembled, last: PacketRecord) -> PacketRecord | No
 
 def collect_records(records: Iterable[PacketRecord],
                     caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None,
-                    losses: dict[AddressPair, str] | None = None) -> Collected:
+                    losses: dict[AddressPair, str] | None = None, quiet: Quiet | None = None) -> Collected:
     """Reassemble the TCP connections and gather the UDP exchanges of ``records`` (already selected, in
     capture order). Per endpoint pair the result depends only on that pair's records, so pairs may be
-    collected in different places and put together."""
+    collected in different places and put together. ``quiet`` (shared with the :func:`candidates` that
+    produce ``records``) is told which pairs need no more packets."""
     udp_out: dict[frozenset[Endpoint], UdpExchange] = {}
 
     def tcp_only() -> Iterator[PacketRecord]:
@@ -184,9 +355,13 @@ def collect_records(records: Iterable[PacketRecord],
             if rec.proto == 6:
                 yield rec
             else:
-                _udp(udp_out, frozenset(((rec.src, rec.sport), (rec.dst, rec.dport))), rec)
+                key = frozenset(((rec.src, rec.sport), (rec.dst, rec.dport)))
+                ex = _udp(udp_out, key, rec)
+                if (quiet is not None and len(ex.client_bytes) >= min(quiet.prefix, MAX_DATAGRAM_BYTES)
+                        and len(ex.server_bytes) >= min(quiet.prefix, MAX_DATAGRAM_BYTES)):
+                    quiet.saturated(key, 17)  # the bytes read are kept both ways: later datagrams add nothing
 
-    connections = reassemble(tcp_only(), caps_for=caps_for)
+    connections = reassemble(tcp_only(), caps_for=caps_for, quiet=quiet)
     by_key: dict[frozenset[Endpoint], list[Connection]] = {}
     for conn in connections:
         by_key.setdefault(frozenset((conn.client_endpoint, conn.server_endpoint)), []).append(conn)
@@ -194,16 +369,22 @@ def collect_records(records: Iterable[PacketRecord],
 
 
 def collect(paths: Sequence[str], tcp: Iterable[frozenset[Endpoint]], udp: Iterable[frozenset[Endpoint]],
-            caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None) -> Collected:
+            caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None,
+            first_bytes_only: Iterable[frozenset[Endpoint]] = (), prefix: int = 0) -> Collected:
     """Reassemble the TCP connections and gather the UDP exchanges between the given endpoint pairs.
 
     ``caps_for`` gives each connection its reassembly limits (a recogniser that reads 4 KiB needs no
-    more kept)."""
+    more kept); of the pairs in ``first_bytes_only`` the caller reads only the first ``prefix`` bytes each
+    way, and their packets stop being collected once those are known (see :class:`Quiet`): the rest of such
+    a pair's streams is then incomplete."""
     losses: dict[AddressPair, str] = {}
-    return collect_records(candidates([(p, None) for p in paths], set(tcp), set(udp), losses), caps_for, losses)
+    tcp, udp = set(tcp), set(udp)
+    allowed = set(first_bytes_only) if prefix > 0 else set()
+    quiet = Quiet(lambda key, _proto: key in allowed, prefix)
+    return collect_records(candidates([(p, None) for p in paths], tcp, udp, losses, quiet), caps_for, losses, quiet)
 
 
-def _udp(out: dict[frozenset[Endpoint], UdpExchange], key: frozenset[Endpoint], rec: PacketRecord) -> None:
+def _udp(out: dict[frozenset[Endpoint], UdpExchange], key: frozenset[Endpoint], rec: PacketRecord) -> UdpExchange:
     ex = out.get(key)
     sender = (rec.src, rec.sport)
     if ex is None:  # the first datagram's sender: the client, as the flow table also takes it
@@ -212,3 +393,225 @@ def _udp(out: dict[frozenset[Endpoint], UdpExchange], key: frozenset[Endpoint], 
     room = MAX_DATAGRAM_BYTES - len(buf)
     if room > 0:
         buf += bytes(rec.payload[:room])
+    return ex
+
+
+# --- the same packets, taken during the header pass ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    """What content inspection may ask of one endpoint pair, whichever of its ends turns out to have
+    initiated (the flow table knows that only at the end): which reassembly limits its TCP connections may be
+    read with, whether its UDP exchange is read, and whether only its first bytes are (see :class:`Quiet`)."""
+
+    tcp_screen: bool  # TCP, reassembled with the screen-transfer limits
+    tcp_default: bool  # TCP, reassembled with the default limits
+    udp: bool
+    quiet_tcp: bool
+    quiet_udp: bool
+
+
+HARVEST_SLICE = 2048  # candidate packets per bulk drop test
+MAX_PAIR_SETS = 32  # address-set pairs tested in one pass (bits of a uint64, half each side)
+_MAX_PLANS = 1 << 20  # endpoint pairs whose plan is remembered (a hostile capture has many)
+_V4_TOP = (1 << 32) - 1
+
+
+class Harvest:
+    """Collects, during the header pass, exactly what :func:`collect` would read in a second pass.
+
+    The endpoint pairs to inspect depend on the flow table (who initiated each flow), known only at the
+    end; but which *address pairs* can be inspected is known from the topology before any packet is read
+    (a channel's clients and servers, a sanitizer and its legs' peers). Per batch, a vectorised test on
+    those address sets keeps the few candidate packets, and each candidate pair's :class:`KeyPlan` (both
+    orientations) says which reassembly it feeds: with the screen-transfer limits, the default ones, or
+    both while undecided. :meth:`collected` then picks, per pair inspected, the reassembly the second pass
+    would have run; per pair the result depends only on that pair's packets in capture order, which both
+    see alike. IP fragments go through a defragmenter whose state depends on which fragments it is given,
+    so a candidate fragment makes the harvest give up (:attr:`usable` False) and the caller read again."""
+
+    def __init__(self, pair_sets: Sequence[tuple[IntervalSet, IntervalSet]],
+                 plan_key: Callable[[frozenset[Endpoint]], KeyPlan | None],
+                 screen_caps: dict[str, int | bool], prefix: int) -> None:  # fmt: skip
+        if len(pair_sets) > MAX_PAIR_SETS:
+            raise ValueError(f"at most {MAX_PAIR_SETS} address-set pairs")
+        self._sets = [s for pair in pair_sets for s in pair]  # A0, B0, A1, B1, ...
+        self._v4 = _v4_table(self._sets)
+        self._plan_key = plan_key
+        self._plans: dict[frozenset[Endpoint], KeyPlan | None] = {}
+        self._roles6: dict[tuple[int, int], int] = {}
+        self.quiet = Quiet(self._quiet_ok, prefix)
+        self.screen = Reassembly(lambda _key: screen_caps, self.quiet)
+        self.default = Reassembly(lambda _key: {})
+        self.udp: dict[frozenset[Endpoint], UdpExchange] = {}
+        self.usable = True
+        self.packets = 0  # candidate packets taken
+        self._started: dict[int, set[frozenset[Endpoint]]] = {6: set(), 17: set()}
+
+    def _plan(self, key: frozenset[Endpoint]) -> KeyPlan | None:
+        plans = self._plans
+        if key in plans:
+            return plans[key]
+        if len(plans) >= _MAX_PLANS:
+            plans.clear()  # recomputed when needed: the same answer
+        kp = plans[key] = self._plan_key(key)
+        return kp
+
+    def _quiet_ok(self, key: frozenset[Endpoint], proto: int) -> bool:
+        kp = self._plan(key)
+        return kp is not None and (kp.quiet_tcp if proto == 6 else kp.quiet_udp)
+
+    def _roles(self, p: np.ndarray, which: str) -> np.ndarray:
+        """Per packet, bit i set when its ``which`` address is in address set i."""
+        out = np.zeros(len(p), dtype=np.uint64)
+        fam = p["family"]
+        v4 = fam == 4
+        if v4.any():
+            starts, bits = self._v4
+            at = np.searchsorted(starts, p[which + "4"].astype(np.int64), side="right") - 1
+            out[v4] = bits[at[v4]]
+        rows6 = np.flatnonzero(fam == 6)
+        if len(rows6):  # IPv6 is a few percent of traffic: one set test per distinct address
+            hi = p[which + "6hi"][rows6].tolist()
+            lo = p[which + "6lo"][rows6].tolist()
+            cache = self._roles6
+            if len(cache) > _MAX_PLANS:
+                cache.clear()
+            vals = []
+            for h, l6 in zip(hi, lo, strict=True):
+                bits = cache.get((h, l6))
+                if bits is None:
+                    addr = V6_BASE + (h << 64 | l6)
+                    bits = cache[(h, l6)] = sum(1 << i for i, s in enumerate(self._sets) if addr in s)
+                vals.append(bits)
+            out[rows6] = np.array(vals, dtype=np.uint64)
+        return out
+
+    def add(self, batch: Batch) -> None:
+        """Take the candidate packets of one batch of the header pass."""
+        if not self.usable or not len(batch):
+            return
+        p = batch.pkts
+        rs, rd = self._roles(p, "src"), self._roles(p, "dst")
+        even = np.uint64(sum(1 << i for i in range(0, len(self._sets), 2)))
+        # A_i is bit 2i, B_i bit 2i+1: a packet from A_i to B_i, or from B_i to A_i
+        hit = ((rs & even) & (rd >> np.uint64(1))) | ((rd & even) & (rs >> np.uint64(1)))
+        sel = hit != 0
+        if not sel.any():
+            return
+        if (sel & ((p["frag"] & FRAG_IS_FRAGMENT) != 0)).any():
+            self.give_up()
+            return
+        sel &= (p["proto"] == 6) | (p["proto"] == 17)
+        rows = np.flatnonzero(sel)
+        if not len(rows):
+            return
+        cand = p[rows]
+        hashes = _pair_hash(cand)
+        # in slices, so that what is learnt from one (a session's first bytes are in) spares the next
+        for at in range(0, len(cand), HARVEST_SLICE):
+            sub = cand[at : at + HARVEST_SLICE]
+            drop = self.quiet.drop(sub, hashes[at : at + HARVEST_SLICE])
+            if drop is not None:
+                sub = sub[~drop]
+            self._take(sub, batch)
+
+    def _take(self, sub: np.ndarray, batch: Batch) -> None:
+        self.packets += len(sub)
+        udp = self.udp
+        started = self._started
+        for rec in _segments(sub, batch):
+            key = frozenset(((rec.src, rec.sport), (rec.dst, rec.dport)))
+            kp = self._plan(key)
+            if kp is None:
+                continue
+            if rec.proto == 6:
+                if kp.tcp_screen:
+                    self.screen.add(rec, key)
+                if kp.tcp_default:
+                    self.default.add(rec, key)
+                if key not in started[6]:
+                    started[6].add(key)
+                    self.quiet.started(key, 6)
+            elif kp.udp:
+                if key not in started[17]:
+                    started[17].add(key)
+                    self.quiet.started(key, 17)
+                ex = _udp(udp, key, rec)
+                if kp.quiet_udp and min(len(ex.client_bytes), len(ex.server_bytes)) >= min(
+                        self.quiet.prefix, MAX_DATAGRAM_BYTES):
+                    self.quiet.saturated(key, 17)
+
+    def give_up(self) -> None:
+        """Stop collecting and let go of what was collected: the caller reads the captures again."""
+        self.usable = False
+        self.screen = self.default = Reassembly(lambda _key: {})
+        self.udp = {}
+        self._plans = {}
+        self._started = {6: set(), 17: set()}
+
+    def collected(self, tcp: Iterable[frozenset[Endpoint]], udp: Iterable[frozenset[Endpoint]],
+                  screen: set[frozenset[Endpoint]]) -> Collected:
+        """What :func:`collect` returns for these pairs, when ``screen`` are the pairs it reassembles with the
+        screen-transfer limits (``caps_for``)."""
+        if not self.usable:
+            raise RuntimeError("the harvest was given up: read the captures again")
+        lanes = {}
+        for name, lane in (("screen", self.screen), ("default", self.default)):
+            by_key: dict[frozenset[Endpoint], list[Connection]] = {}
+            for conn in lane.finish():
+                by_key.setdefault(frozenset((conn.client_endpoint, conn.server_endpoint)), []).append(conn)
+            lanes[name] = by_key
+        tcp_out = {}
+        for key in tcp:
+            conns = lanes["screen" if key in screen else "default"].get(key)
+            if conns:
+                tcp_out[key] = conns
+        udp_out = {key: self.udp[key] for key in udp if key in self.udp}
+        return Collected(tcp_out, udp_out, {})
+
+
+class _Segment:
+    """The fields of a :class:`PacketRecord` that reassembly and :func:`_udp` read: a harvested packet costs a
+    quarter of a full record (most of a capture's inspected packets are taken this way)."""
+
+    __slots__ = ("dport", "dst", "payload", "proto", "seq", "sport", "src", "tcp_flags")
+
+    def __init__(self, proto: int, src: int, sport: int, dst: int, dport: int, tcp_flags: int, seq: int,
+                 payload: memoryview) -> None:  # fmt: skip
+        self.proto, self.src, self.sport, self.dst, self.dport = proto, src, sport, dst, dport
+        self.tcp_flags, self.seq, self.payload = tcp_flags, seq, payload
+
+
+def _segments(p: np.ndarray, batch: Batch) -> Iterator[PacketRecord]:
+    """The IPv4/IPv6 TCP and UDP packets ``p`` (rows of ``batch``, not fragments) as :class:`_Segment`: typed
+    as the records they stand for, since reassembly and :func:`_udp` read nothing else of them."""
+    src, dst = p["src4"].tolist(), p["dst4"].tolist()
+    for i in np.flatnonzero(p["family"] == 6).tolist():  # unified address space: 2**128 + address
+        r = p[i]
+        src[i] = V6_BASE + (int(r["src6hi"]) << 64 | int(r["src6lo"]))
+        dst[i] = V6_BASE + (int(r["dst6hi"]) << 64 | int(r["dst6lo"]))
+    mv = memoryview(batch.buf)
+    offs = (p["pos"] - batch.base + p["pay_off"]).tolist()
+    for proto, s, sport, d, dport, flags, seq, o, n in zip(
+            p["proto"].tolist(), src, p["sport"].tolist(), dst, p["dport"].tolist(), p["tcp_flags"].tolist(),
+            p["seq"].tolist(), offs, p["pay_len"].tolist(), strict=True):
+        yield cast(PacketRecord, _Segment(proto, s, sport, d, dport, flags, seq, mv[o : o + n]))
+
+
+def _v4_table(sets: Sequence[IntervalSet]) -> tuple[np.ndarray, np.ndarray]:
+    """The IPv4 space cut where any of ``sets`` starts or ends: the start of each piece and, per piece, the
+    bit of every set holding it, so that one ``np.searchsorted`` gives an address's bits for all sets."""
+    cuts = {0}
+    for s in sets:
+        for lo, hi in s:
+            if lo <= _V4_TOP:
+                cuts.add(lo)
+                if hi < _V4_TOP:
+                    cuts.add(hi + 1)
+    starts = sorted(cuts)
+    bits = []
+    for a in starts:
+        bits.append(sum(1 << i for i, s in enumerate(sets) if a in s))
+    return np.array(starts, dtype=np.int64), np.array(bits, dtype=np.uint64)

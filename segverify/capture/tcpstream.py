@@ -40,7 +40,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .decode import PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 
@@ -155,6 +155,12 @@ class StreamReassembler:
     def complete(self) -> bool:
         """True when the delivered bytes are the whole stream as far as captured: no gap, cap or conflict."""
         return not self.gap_count and not self.truncated and not self.conflict_bytes and not self._starts
+
+    def prefix_fixed(self, n: int) -> bool:
+        """Whether the first ``n`` delivered bytes can no longer change: offset 0 is known (a SYN, or settled)
+        and delivered bytes are only ever appended to (``keep``). Later segments without SYN or FIN can then
+        change only what comes after, gaps, conflicts and counters."""
+        return self.keep and self._base is not None and len(self._buf) >= n
 
     # ------------------------------------------------------------------ input
     def feed(self, seq: int, payload: bytes, syn: bool = False, fin: bool = False) -> None:
@@ -440,31 +446,67 @@ class Connection:
             return  # an RST's payload (diagnostic text on some stacks) is not stream data
         self._rs[sender].feed(seq, payload, syn=syn, fin=bool(flags & TCP_FIN))
 
+    def prefix_fixed(self, n: int) -> bool:
+        """Whether the first ``n`` bytes of both directions are fixed (:meth:`StreamReassembler.prefix_fixed`)."""
+        return all(r.prefix_fixed(n) for r in self._rs.values())
+
     def finish(self) -> None:
         """End of capture for both directions (see :meth:`StreamReassembler.finish`)."""
         for r in self._rs.values():
             r.finish()
 
 
+class Quieting(Protocol):
+    """For a consumer that reads only the first ``prefix`` bytes each way of some endpoint pairs: told when one
+    end of the current connection of such a pair has sent those bytes for good
+    (:meth:`StreamReassembler.prefix_fixed`), and when a new connection replaces it. The packet source may then
+    leave out that end's packets that carry none of SYN, FIN and RST: a segment feeds only its sender's
+    direction, and it cannot change those bytes, the ends, or the port-reuse decision."""
+
+    prefix: int
+
+    def wants(self, key: frozenset[Endpoint], proto: int = 6, sender: Endpoint | None = None) -> bool: ...
+
+    def sender_done(self, key: frozenset[Endpoint], sender: Endpoint) -> None: ...
+
+    def reopened(self, key: frozenset[Endpoint]) -> None: ...
+
+
 def reassemble(packets: Iterable[PacketRecord], port: int | None = None,
                caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None,
-               **caps: int | bool) -> list[Connection]:
+               quiet: Quieting | None = None, **caps: int | bool) -> list[Connection]:
     """Reassemble every TCP connection in ``packets`` (only those with ``port`` at either end, if given).
 
     A pure SYN whose sequence number differs from the one that opened the connection on the same
     endpoints, or the first pure SYN on a connection seen only mid-stream and already ended by FIN or RST,
     starts a new :class:`Connection` (port reuse; the rule :mod:`.flows` uses). Connections are
-    returned in order of first appearance, finished.
+    returned in order of first appearance, finished. ``quiet`` is told which pairs need only their control
+    packets from now on (see :class:`Quieting`).
     """
-    current: dict[frozenset[Endpoint], Connection] = {}
-    out: list[Connection] = []
+    r = Reassembly(caps_for if caps_for is not None else (lambda _key: caps), quiet)
     for rec in packets:
         if rec.proto != PROTO_TCP or rec.src is None or rec.dst is None:
             continue
         if port is not None and port not in (rec.sport, rec.dport):
             continue
-        key = frozenset(((rec.src, rec.sport), (rec.dst, rec.dport)))
-        conn = current.get(key)
+        r.add(rec, frozenset(((rec.src, rec.sport), (rec.dst, rec.dport))))
+    return r.finish()
+
+
+class Reassembly:
+    """:func:`reassemble` one packet at a time, for a caller that reads packets in its own loop."""
+
+    def __init__(self, caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]],
+                 quiet: Quieting | None = None) -> None:  # fmt: skip
+        self.caps_for = caps_for
+        self.quiet = quiet
+        self.current: dict[frozenset[Endpoint], Connection] = {}
+        self.out: list[Connection] = []
+
+    def add(self, rec: PacketRecord, key: frozenset[Endpoint]) -> None:
+        """Feed a TCP packet (addresses known) whose endpoint pair is ``key``."""
+        quiet = self.quiet
+        conn = self.current.get(key)
         pure_syn = rec.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
         if conn is not None and pure_syn:
             r = conn._rs.get((rec.src, rec.sport))
@@ -472,11 +514,22 @@ def reassemble(packets: Iterable[PacketRecord], port: int | None = None,
             if r is not None and ((r.syn_seen and r.isn != rec.seq) or (not r.syn_seen and ended)):
                 conn = None  # a new connection on the same endpoints
         if conn is None:
-            conn = Connection.from_packet(rec, **(caps_for(key) if caps_for is not None else caps))
-            current[key] = conn
-            out.append(conn)
+            conn = Connection.from_packet(rec, **self.caps_for(key))
+            if key in self.current and quiet is not None:
+                quiet.reopened(key)
+            self.current[key] = conn
+            self.out.append(conn)
         else:
             conn.feed_packet(rec)
-    for conn in out:
-        conn.finish()
-    return out
+        # only stored bytes can fix a prefix (a SYN settling held bytes is caught at the next segment)
+        if quiet is not None and rec.payload:
+            sender = (rec.src, rec.sport)
+            r = conn._rs.get(sender)
+            if r is not None and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
+                quiet.sender_done(key, sender)
+
+    def finish(self) -> list[Connection]:
+        """Every connection, in order of first appearance, finished."""
+        for conn in self.out:
+            conn.finish()
+        return self.out

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..analysis.findings import Result
-from ..analysis.inspect import ItemResult, combine, inspect_item, plan, wanted
+from ..analysis.inspect import MAX_FIRST_BYTES, ItemResult, combine, first_bytes_only, inspect_item, plan, wanted
 from ..analysis.replay import FlowVerdict, Judge, assemble
-from ..capture.collect import candidates, collect_records
+from ..capture.collect import Quiet, candidates, collect_records
 from ..capture.flows import Flow
 from ..capture.reader import DEFAULT_BATCH, Damage, PacketRecord, iter_batches
 from ..errors import InputError
@@ -160,16 +160,19 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
     tcp, udp, caps = wanted(work)
     shipped: list[tuple] = []
     losses: dict[frozenset[int], str] = {}
+    # the packets of tuples that span parts are all shipped: only tuples wholly in this part are quieted
+    quiet_ok = first_bytes_only(work) - ship_tcp - ship_udp
+    quiet = Quiet(lambda key, _proto: key in quiet_ok, MAX_FIRST_BYTES)
 
     def local() -> Iterator[PacketRecord]:
-        for rec in candidates([(part.path, part.span)], tcp | ship_tcp, udp | ship_udp, losses):
+        for rec in candidates([(part.path, part.span)], tcp | ship_tcp, udp | ship_udp, losses, quiet):
             key = _rkey(rec)
             if (key in ship_tcp) if rec.proto == 6 else (key in ship_udp):
                 shipped.append(_record(rec))
             if (key in tcp) if rec.proto == 6 else (key in udp):
                 yield rec
 
-    got = collect_records(local(), caps, losses)
+    got = collect_records(local(), caps, losses, quiet)
     results = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
                                                                                               strict=True)]
     return results, shipped, losses
