@@ -129,6 +129,29 @@ def test_cluster_equals_one_process(corpus: list[str], client, chunk: int) -> No
     assert render_json(replay_cluster(topo, corpus, client, chunk=chunk, batch_size=500)) == one_process(corpus)
 
 
+def test_fragments_across_files_are_rebuilt_as_one_process_does(tmp_path: Path, client) -> None:
+    """The SMTP segment with the attachment's filename travels in IP fragments that two files share: no
+    part can rebuild it alone, the client does, from both parts' fragments in order."""
+    from scapy.all import IP, Ether, fragment, wrpcap
+
+    pkts, i = mail_packets()
+    seg = pkts[i + 1]
+    frags = [Ether(src=seg[Ether].src, dst=seg[Ether].dst) / f for f in fragment(seg[IP], fragsize=48)]
+    for f in frags:
+        f.time = seg.time
+    assert len(frags) >= 3
+    first, second = tmp_path / "frag-1.pcap", tmp_path / "frag-2.pcap"
+    wrpcap(str(first), pkts[: i + 1] + frags[:2])
+    wrpcap(str(second), frags[2:] + pkts[i + 2 :])
+    files = [str(first), str(second)]
+    alone = json.loads(one_process(files))
+    assert any(f["code"] == "MAIL_NOT_TEXT" for f in alone["findings"])
+    assert alone["stats"]["unattributed_fragments"] == 0
+    assert not any("fragment" in r for r in alone["stats"].get("incomplete", []))
+    topo = load_topology(str(TOPOLOGY))
+    assert render_json(replay_cluster(topo, files, client, chunk=CHUNK, batch_size=500)) == one_process(files)
+
+
 def test_spanning_parts(corpus: list[str]) -> None:
     """Parts cover a file exactly, each from a verified record boundary."""
     header, recs = records(Path(corpus[0]))

@@ -255,13 +255,28 @@ def _ends(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return src, dst
 
 
+@dataclass(frozen=True)
+class RawFragment:
+    """An IP fragment handed out as it is (its IP packet bytes), for whoever sees all the parts'
+    fragments of its datagram to rebuild it: see ``raw_pairs`` of :func:`candidates`."""
+
+    ts: int
+    pos: int
+    ifindex: int
+    vlan: int | None
+    ip: bytes
+
+
 def candidates(sources: Iterable[tuple[str, Span | None]], tcp_keys: set[frozenset[Endpoint]],
                udp_keys: set[frozenset[Endpoint]], losses: dict[AddressPair, str] | None = None,
-               quiet: Quiet | None = None) -> Iterator[PacketRecord]:  # fmt: skip
+               quiet: Quiet | None = None, raw_pairs: set[AddressPair] | None = None,
+               ) -> Iterator[PacketRecord | RawFragment]:  # fmt: skip
     """The TCP and UDP packets between the given endpoint pairs, in file order, from ``(path, span)``
     sources (``span`` None: the whole file; a part of a split capture otherwise). Fragmented datagrams
     between the pairs' addresses come out rebuilt, once whole; those that never are go into ``losses``.
-    Packets ``quiet`` says are no longer needed are left out (it is consulted at every batch)."""
+    Fragments between the addresses of ``raw_pairs`` come out as :class:`RawFragment` instead, not rebuilt
+    here (a part of a capture holding only some of a datagram's fragments). Packets ``quiet`` says are no
+    longer needed are left out (it is consulted at every batch)."""
     keys = tcp_keys | udp_keys
     wanted = np.array(sorted({_pair_hash_py(k) for k in keys}), dtype=np.uint64)
     if not len(wanted):
@@ -299,6 +314,10 @@ def candidates(sources: Iterable[tuple[str, Span | None]], tcp_keys: set[frozens
                     continue
                 if rec.src is None or frozenset((rec.src, rec.dst)) not in addr_pairs:
                     continue
+                if raw_pairs and frozenset((rec.src, rec.dst)) in raw_pairs:
+                    yield RawFragment(rec.ts, rec.pos, rec.ifindex, rec.vlan,
+                                      bytes(batch.frame(i)[int(p["l3_off"][i]) :]))
+                    continue
                 before = defrag.stats.truncated + defrag.stats.malformed
                 whole = defrag.add(batch.frame(i), int(p["l3_off"][i]), rec.ts, rec.pos)
                 if losses is not None and defrag.stats.truncated + defrag.stats.malformed > before:
@@ -307,13 +326,52 @@ def candidates(sources: Iterable[tuple[str, Span | None]], tcp_keys: set[frozens
                     out = _rebuilt_record(whole, rec)
                     if out is not None and chosen(out):
                         yield out
+    record_losses(defrag, losses, addr_pairs)
+
+
+def record_losses(defrag: Defragmenter, losses: dict[AddressPair, str] | None, pairs: Iterable[AddressPair]) -> None:
+    """End of the capture for ``defrag``: name each datagram it could not rebuild under its address pair
+    (all of ``pairs`` when more were lost than it remembers)."""
     stats = defrag.finish()
-    if losses is not None:
-        for key in defrag.lost_keys:
-            losses.setdefault(frozenset(key_addresses(key)), _loss_reason(stats))
-        if stats.lost() > len(defrag.lost_keys) + stats.truncated + stats.malformed:  # beyond what is named
-            for pair in addr_pairs:
-                losses.setdefault(pair, _loss_reason(stats))
+    if losses is None:
+        return
+    for key in defrag.lost_keys:
+        losses.setdefault(frozenset(key_addresses(key)), _loss_reason(stats))
+    if stats.lost() > len(defrag.lost_keys) + stats.truncated + stats.malformed:  # beyond what is named
+        for pair in pairs:
+            losses.setdefault(pair, _loss_reason(stats))
+
+
+def rebuild_fragments(items: Iterable[PacketRecord | RawFragment], losses: dict[AddressPair, str],
+                      ) -> Iterator[PacketRecord]:  # fmt: skip
+    """Records in order, with the :class:`RawFragment` among them put back together (in that order, as one
+    reader of the whole capture would have): the counterpart of ``raw_pairs`` in :func:`candidates`."""
+    defrag = Defragmenter()
+    pairs: set[AddressPair] = set()
+    for item in items:
+        if not isinstance(item, RawFragment):
+            yield item
+            continue
+        row = decode_frame(item.ip, LINKTYPE_RAW)
+        before = defrag.stats.truncated + defrag.stats.malformed
+        whole = defrag.add(item.ip, 0, item.ts, item.pos)
+        pair: AddressPair | None = None
+        if row["family"] in (4, 6):
+            pair = frozenset(_row_addresses(row))
+            pairs.add(pair)
+        if pair is not None and defrag.stats.truncated + defrag.stats.malformed > before:
+            losses.setdefault(pair, "a fragment cut short or malformed")
+        if whole is not None:
+            out = _rebuilt_record(whole, item)  # type: ignore[arg-type]
+            if out is not None:
+                yield out
+    record_losses(defrag, losses, pairs)
+
+
+def _row_addresses(row: dict) -> tuple[int, int]:
+    if row["family"] == 4:
+        return row["src4"], row["dst4"]
+    return V6_BASE + (row["src6hi"] << 64 | row["src6lo"]), V6_BASE + (row["dst6hi"] << 64 | row["dst6lo"])
 
 
 def _loss_reason(stats: object) -> str:

@@ -105,6 +105,28 @@ class FragmentLedger:
         return self.overflow + int(np.count_nonzero(~np.isin(later, first)))
 
 
+def shared_pairs(ledgers: list[FragmentLedger]) -> set[frozenset[int]]:
+    """Address pairs of the datagrams whose fragments lie in more than one of ``ledgers`` (parts of a
+    capture read apart): no single part can rebuild them, so whatever inspects their flows must see all
+    the parts' fragments in order."""
+    seen: list[np.ndarray] = []
+    for ledger in ledgers:
+        keys = ledger.first + ledger.later
+        if keys:
+            seen.append(np.unique(np.concatenate(keys)))
+    if len(seen) < 2:
+        return set()
+    every = np.concatenate(seen)
+    uniq, counts = np.unique(every, return_counts=True)
+    shared = uniq[counts > 1].view(FRAG_KEY)
+    out: set[frozenset[int]] = set()
+    for k in shared.tolist():
+        fam, _proto, _pad, _ident, shi, slo, dhi, dlo = k
+        base = 0 if fam == 4 else 1 << 128
+        out.add(frozenset((base + (shi << 64 | slo), base + (dhi << 64 | dlo))))
+    return out
+
+
 @dataclass
 class Reassembled:
     """A whole datagram rebuilt from its fragments, as a raw IP packet (link type RAW)."""

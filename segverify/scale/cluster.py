@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 from ..analysis.findings import Result
 from ..analysis.inspect import MAX_FIRST_BYTES, ItemResult, combine, first_bytes_only, inspect_item, plan, wanted
 from ..analysis.replay import FlowVerdict, Judge, assemble
-from ..capture.collect import Quiet, candidates, collect_records
+from ..capture.collect import Quiet, RawFragment, candidates, collect_records, rebuild_fragments
 from ..capture.flows import Flow
+from ..capture.fragments import shared_pairs
 from ..capture.reader import DEFAULT_BATCH, Damage, PacketRecord, iter_batches
 from ..errors import InputError
 from ..model.topology import Topology
@@ -151,10 +152,12 @@ def _rkey(rec: PacketRecord) -> Key:
 
 
 def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, FlowVerdict, int, str]],
-                 ship_tcp: set[Key], ship_udp: set[Key],
-                 ) -> tuple[list[tuple[int, ItemResult]], list[tuple], dict[frozenset[int], str]]:  # fmt: skip
+                 ship_tcp: set[Key], ship_udp: set[Key], frag_pairs: set[frozenset[int]] | None = None,
+                 ) -> tuple[list[tuple[int, ItemResult]], list[tuple | RawFragment],
+                            dict[frozenset[int], str]]:  # fmt: skip
     """Round 3 on a worker: inspect the flows whose 5-tuples lie in this part; return the packets of the
-    tuples that span parts (only those) for the client to reassemble in global order."""
+    tuples that span parts (only those) for the client to reassemble in global order, and the raw IP
+    fragments between ``frag_pairs`` (datagrams whose fragments lie in several parts)."""
     channels = _judge(topo, token).channels
     work = [(v, channels[ci], what) for _, v, ci, what in items]
     tcp, udp, caps = wanted(work)
@@ -165,7 +168,10 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
     quiet = Quiet(lambda key, _proto: key in quiet_ok, MAX_FIRST_BYTES)
 
     def local() -> Iterator[PacketRecord]:
-        for rec in candidates([(part.path, part.span)], tcp | ship_tcp, udp | ship_udp, losses, quiet):
+        for rec in candidates([(part.path, part.span)], tcp | ship_tcp, udp | ship_udp, losses, quiet, frag_pairs):
+            if isinstance(rec, RawFragment):
+                shipped.append(rec)
+                continue
             key = _rkey(rec)
             if (key in ship_tcp) if rec.proto == 6 else (key in ship_udp):
                 shipped.append(_record(rec))
@@ -355,6 +361,9 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         work = []
         by_part: dict[int, list[tuple[int, FlowVerdict, int, str]]] = {}
         spanning: list[int] = []
+        # datagrams whose fragments lie in several parts: the flows between their addresses are inspected
+        # here, from every part's packets and raw fragments in global order, as one process reads them
+        straddling = shared_pairs([r.counters.fragments for r in ordered])
         ship_tcp: set[Key] = set()
         ship_udp: set[Key] = set()
         for i, (v, pl) in enumerate(zip(verdicts, plans, strict=True)):
@@ -363,7 +372,7 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
             w = len(work)
             work.append((v, channels[pl[0]], pl[1]))
             lp = int(merged.local_part[i])
-            if lp >= 0:
+            if lp >= 0 and frozenset((v.flow.src, v.flow.dst)) not in straddling:
                 by_part.setdefault(lp, []).append((w, v, pl[0], pl[1]))
             else:
                 spanning.append(w)
@@ -372,22 +381,23 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
                     ship_tcp.add(key)
                 elif v.flow.proto == 17:
                     ship_udp.add(key)
+        frag_pairs = {frozenset((work[w][0].flow.src, work[w][0].flow.dst)) for w in spanning} & straddling
         item_results: dict[int, ItemResult] = {}
-        shipped: dict[tuple[int, int], list[tuple]] = {}
+        shipped: dict[tuple[int, int], list[tuple | RawFragment]] = {}
         losses: dict[frozenset[int], str] = {}
         tasks = []
         for r in ordered:
             pid = part_id(r.part)
             items = by_part.get(pid, [])
             if items or ship_tcp or ship_udp:
-                fut = client.submit(inspect_part, topo, token, r.part, items, ship_tcp, ship_udp,
+                fut = client.submit(inspect_part, topo, token, r.part, items, ship_tcp, ship_udp, frag_pairs,
                                     key=f"segverify-inspect-{run}-{r.part.name}", retries=RETRIES, pure=False)
                 tasks.append((r.part, items, fut))
         for part, items, fut in tasks:
             try:
                 got, recs, lost = fut.result()
             except Exception:  # noqa: BLE001 - the client inspects the part itself
-                got, recs, lost = inspect_part(topo, token, part, items, ship_tcp, ship_udp)
+                got, recs, lost = inspect_part(topo, token, part, items, ship_tcp, ship_udp, frag_pairs)
             fut.release()
             item_results.update(got)
             shipped[(part.fidx, part.seq)] = recs
@@ -396,7 +406,8 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         if spanning:
             sub = [work[w] for w in spanning]
             _, _, caps = wanted(sub)
-            records = (_unrecord(t) for k in sorted(shipped) for t in shipped[k])
+            records = rebuild_fragments((t if isinstance(t, RawFragment) else _unrecord(t)
+                                         for k in sorted(shipped) for t in shipped[k]), losses)
             got_all = collect_records(records, caps, losses)
             for w in spanning:
                 v, ch, what = work[w]
