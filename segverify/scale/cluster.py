@@ -25,7 +25,7 @@ import os
 import pickle
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -115,6 +115,21 @@ def read_part(part: Part, batch_size: int = DEFAULT_BATCH) -> PartResult:
 
 
 _JUDGES: dict[str, Judge] = {}
+
+
+def pack(fn: Callable[..., object], *args: object) -> bytes:
+    """A task's function and arguments as one pickled blob, for :func:`run_packed`."""
+    return pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def run_packed(blob: bytes) -> bytes:
+    """Run a packed task on a worker and return its result pickled.
+
+    Why: Dask walks every element of a task's list arguments and results (looking for futures and
+    nested tasks), and for slices of thousands of flows that walk cost more than judging them: the
+    judge round of 8M packets took 7.8 s on 2 workers for 3.7 s of work, 3.6 s once packed."""
+    fn, args = pickle.loads(blob)
+    return pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _judge(topo: Topology, token: str) -> Judge:
@@ -340,13 +355,13 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         # ---- round 2: judge
         progress.stage(f"judging {len(flows):,} flows")
         slices = [flows[i : i + JUDGE_SLICE] for i in range(0, len(flows), JUDGE_SLICE)]
-        jf = [client.submit(judge_flows, topo, token, s, key=f"segverify-judge-{run}-{i}", retries=RETRIES,
-                            pure=False) for i, s in enumerate(slices)]  # fmt: skip
+        jf = [client.submit(run_packed, pack(judge_flows, topo, token, s), key=f"segverify-judge-{run}-{i}",
+                            retries=RETRIES, pure=False) for i, s in enumerate(slices)]  # fmt: skip
         verdicts: list[FlowVerdict] = []
         plans: list[tuple[int, str] | None] = []
         for s, fut in zip(slices, jf, strict=True):
             try:
-                rows = fut.result()
+                rows = pickle.loads(fut.result())
             except Exception:  # noqa: BLE001 - the client judges the slice itself
                 rows = judge_flows(topo, token, s)
             fut.release()
@@ -390,12 +405,13 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
             pid = part_id(r.part)
             items = by_part.get(pid, [])
             if items or ship_tcp or ship_udp:
-                fut = client.submit(inspect_part, topo, token, r.part, items, ship_tcp, ship_udp, frag_pairs,
+                fut = client.submit(run_packed, pack(inspect_part, topo, token, r.part, items, ship_tcp, ship_udp,
+                                                     frag_pairs),
                                     key=f"segverify-inspect-{run}-{r.part.name}", retries=RETRIES, pure=False)
                 tasks.append((r.part, items, fut))
         for part, items, fut in tasks:
             try:
-                got, recs, lost = fut.result()
+                got, recs, lost = pickle.loads(fut.result())
             except Exception:  # noqa: BLE001 - the client inspects the part itself
                 got, recs, lost = inspect_part(topo, token, part, items, ship_tcp, ship_udp, frag_pairs)
             fut.release()
