@@ -400,8 +400,11 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         item_results: dict[int, ItemResult] = {}
         shipped: dict[tuple[int, int], list[tuple | RawFragment]] = {}
         losses: dict[frozenset[int], str] = {}
+        lost_by_part: dict[tuple[int, int], dict[frozenset[int], str]] = {}
         tasks = []
-        for r in ordered:
+        # largest parts first, so that no worker is left with the long ones at the end (results are put
+        # together by part, in order, whatever order the tasks ran in)
+        for r in sorted(ordered, key=lambda r: -r.part.size):
             pid = part_id(r.part)
             items = by_part.get(pid, [])
             if items or ship_tcp or ship_udp:
@@ -417,7 +420,9 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
             fut.release()
             item_results.update(got)
             shipped[(part.fidx, part.seq)] = recs
-            for pair, why in lost.items():
+            lost_by_part[(part.fidx, part.seq)] = lost
+        for k in sorted(lost_by_part):  # in part order, whatever order the tasks finished in
+            for pair, why in lost_by_part[k].items():
                 losses.setdefault(pair, why)
         if spanning:
             sub = [work[w] for w in spanning]
