@@ -24,7 +24,7 @@ Per batch, all work is numpy except one dictionary lookup per distinct flow in t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +129,50 @@ class _Grow:
         return ids
 
 
+@dataclass
+class Counters:
+    """Packets the flow table counts but attributes to no flow of its own; mergeable across parts of a
+    capture read apart (``segverify.scale``)."""
+
+    packets: int = 0
+    non_ip: int = 0  # not IPv4/IPv6, or IP header unreadable
+    no_ports: int = 0  # TCP/UDP whose ports were not captured
+    fragments: FragmentLedger = field(default_factory=FragmentLedger)  # later fragments and their datagrams
+
+    @property
+    def unattributed_fragments(self) -> int:
+        """Later fragments whose datagram's first fragment (the one with ports) was never captured."""
+        return self.fragments.unattributed()
+
+    def add(self, other: Counters) -> None:
+        self.packets += other.packets
+        self.non_ip += other.non_ip
+        self.no_ports += other.no_ports
+        self.fragments.merge(other.fragments)
+
+
+def flow_packets(batch: Batch | np.ndarray, counters: Counters) -> np.ndarray:
+    """The packets of ``batch`` that belong to a flow (IP, with ports where TCP/UDP, not a later fragment);
+    the others are counted in ``counters``. The one selection both the flow table and the cluster's
+    flow pieces make, so that they agree packet for packet."""
+    p = batch.pkts if isinstance(batch, Batch) else batch
+    n = len(p)
+    counters.packets += n
+    if n == 0:
+        return p
+    frag = p["frag"]
+    proto = p["proto"]
+    ip = p["family"] != 0
+    nonfirst = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == FRAG_IS_FRAGMENT)
+    noports = ip & ~nonfirst & ((proto == PROTO_TCP) | (proto == PROTO_UDP)) & ((p["status"] & ST_NO_PORTS) != 0)
+    counters.non_ip += int(n - np.count_nonzero(ip))
+    first = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == (FRAG_IS_FRAGMENT | FRAG_FIRST))
+    counters.fragments.add(p, first, nonfirst)
+    counters.no_ports += int(np.count_nonzero(noports))
+    use = ip & ~nonfirst & ~noports
+    return p if use.all() else p[use]
+
+
 class FlowBuilder:
     """Accumulates :class:`Flow` records over batches; call :meth:`add` per batch, then :meth:`flows`."""
 
@@ -137,38 +181,32 @@ class FlowBuilder:
         self._keys: list[bytes] = []
         self._g = _Grow()
         self._vlans: dict[int, set[int]] = {}
-        self.packets = 0
-        self.non_ip = 0  # not IPv4/IPv6, or IP header unreadable
-        self.fragments = FragmentLedger()  # later fragments (no ports) and the datagrams they belong to
-        self.no_ports = 0  # TCP/UDP whose ports were not captured
+        self.counters = Counters()
+
+    @property
+    def packets(self) -> int:
+        return self.counters.packets
+
+    @property
+    def non_ip(self) -> int:
+        return self.counters.non_ip
+
+    @property
+    def no_ports(self) -> int:
+        return self.counters.no_ports
+
+    @property
+    def fragments(self) -> FragmentLedger:
+        return self.counters.fragments
 
     @property
     def unattributed_fragments(self) -> int:
-        """Later fragments whose datagram's first fragment (the one with ports) was never captured."""
-        return self.fragments.unattributed()
+        return self.counters.unattributed_fragments
 
     def add(self, batch: Batch | np.ndarray) -> None:
-        p = batch.pkts if isinstance(batch, Batch) else batch
-        n = len(p)
-        self.packets += n
-        if n == 0:
-            return
-        fam = p["family"]
-        proto = p["proto"]
-        frag = p["frag"]
-        ip = fam != 0
-        nonfirst = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == FRAG_IS_FRAGMENT)
-        noports = ip & ~nonfirst & ((proto == PROTO_TCP) | (proto == PROTO_UDP)) & ((p["status"] & ST_NO_PORTS) != 0)
-        self.non_ip += int(n - np.count_nonzero(ip))
-        first = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == (FRAG_IS_FRAGMENT | FRAG_FIRST))
-        self.fragments.add(p, first, nonfirst)
-        self.no_ports += int(np.count_nonzero(noports))
-        use = ip & ~nonfirst & ~noports
-        if not use.all():
-            p = p[use]
-            if len(p) == 0:
-                return
-        self._add(p)
+        p = flow_packets(batch, self.counters)
+        if len(p):
+            self._add(p)
 
     def _add(self, p: np.ndarray) -> None:
         n = len(p)

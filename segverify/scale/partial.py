@@ -19,18 +19,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..capture.decode import (
-    FRAG_FIRST,
-    FRAG_IS_FRAGMENT,
     PROTO_TCP,
-    PROTO_UDP,
-    ST_NO_PORTS,
     TCP_ACK,
     TCP_FIN,
     TCP_RST,
     TCP_SYN,
 )
-from ..capture.flows import EV_ACK, EV_DATA, EV_SYN, EV_SYNACK, KEY_DTYPE, Flow, _group, flows_from_table
-from ..capture.fragments import FragmentLedger
+from ..capture.flows import (
+    EV_ACK,
+    EV_DATA,
+    EV_SYN,
+    EV_SYNACK,
+    KEY_DTYPE,
+    Counters,
+    Flow,
+    _group,
+    flow_packets,
+    flows_from_table,
+)
 from ..capture.reader import Batch
 
 KEY_COLS = ("k0", "k1", "k2", "k3", "k4")  # lower hi, lower lo, higher hi, higher lo, ports|proto|family
@@ -58,26 +64,6 @@ class Pieces:
         return sum(a.nbytes for a in self.cols.values()) + self.xrow.nbytes + self.xvlan.nbytes
 
 
-@dataclass
-class Counters:
-    """Packets the flow table counts but attributes to no flow (as :class:`FlowBuilder` counts them)."""
-
-    packets: int = 0
-    non_ip: int = 0
-    no_ports: int = 0
-    fragments: FragmentLedger = field(default_factory=FragmentLedger)
-
-    @property
-    def unattributed_fragments(self) -> int:
-        return self.fragments.unattributed()
-
-    def add(self, other: Counters) -> None:
-        self.packets += other.packets
-        self.non_ip += other.non_ip
-        self.no_ports += other.no_ports
-        self.fragments.merge(other.fragments)
-
-
 def empty_pieces() -> Pieces:
     cols: dict[str, np.ndarray] = {k: np.zeros(0, np.uint64) for k in KEY_COLS}
     cols["has_syn"] = np.zeros(0, bool)
@@ -89,26 +75,9 @@ def empty_pieces() -> Pieces:
 def batch_pieces(batch: Batch | np.ndarray, counters: Counters, fidx: int = 0, part: int = 0) -> Pieces:
     """The pieces of one decoded batch (file order inside), with the same packet selection and key
     orientation as :meth:`FlowBuilder.add`."""
-    p = batch.pkts if isinstance(batch, Batch) else batch
-    n = len(p)
-    counters.packets += n
-    if n == 0:
+    p = flow_packets(batch, counters)
+    if len(p) == 0:
         return empty_pieces()
-    fam = p["family"]
-    proto = p["proto"]
-    frag = p["frag"]
-    ip = fam != 0
-    nonfirst = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == FRAG_IS_FRAGMENT)
-    noports = ip & ~nonfirst & ((proto == PROTO_TCP) | (proto == PROTO_UDP)) & ((p["status"] & ST_NO_PORTS) != 0)
-    counters.non_ip += int(n - np.count_nonzero(ip))
-    first = ip & ((frag & (FRAG_IS_FRAGMENT | FRAG_FIRST)) == (FRAG_IS_FRAGMENT | FRAG_FIRST))
-    counters.fragments.add(p, first, nonfirst)
-    counters.no_ports += int(np.count_nonzero(noports))
-    use = ip & ~nonfirst & ~noports
-    if not use.all():
-        p = p[use]
-        if len(p) == 0:
-            return empty_pieces()
     u64 = np.uint64
     fam = p["family"]
     v4 = fam == 4
