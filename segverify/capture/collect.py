@@ -51,18 +51,25 @@ def _pair_hash_py(key: frozenset[Endpoint]) -> int:
     """The hash :func:`_pair_hash` computes for a packet, for one endpoint pair (either direction)."""
     out = 0
     for addr, port in key:
-        low = addr & 0xFFFFFFFF if addr < (1 << 32) else (addr & _U64) ^ ((addr >> 64) & _U64)
-        out ^= ((low * _P1) + port * _P2) & _U64
+        out ^= ((_fold(addr) * _P1) + port * _P2) & _U64
     return out
+
+
+def _fold(addr: int) -> int:
+    """An address as the hashes see it: IPv4 as is, IPv6 as the XOR of its two 64-bit halves."""
+    return addr & 0xFFFFFFFF if addr < (1 << 32) else (addr & _U64) ^ ((addr >> 64) & _U64)
+
+
+def _folded(p: np.ndarray, which: str) -> np.ndarray:
+    """:func:`_fold` of every packet's ``which`` ("src" or "dst") address, vectorised."""
+    return np.where(p["family"] == 6, p[which + "6lo"] ^ p[which + "6hi"], p[which + "4"].astype(np.uint64))
 
 
 def _pair_hash(p: np.ndarray) -> np.ndarray:
     """A hash of the unordered endpoint pair of every packet, vectorised: equal for both directions
     (XOR of the two ends), so one array test keeps a flow's packets whichever way they go."""
     with np.errstate(over="ignore"):
-        v6 = p["family"] == 6
-        src = np.where(v6, p["src6lo"] ^ p["src6hi"], p["src4"].astype(np.uint64))
-        dst = np.where(v6, p["dst6lo"] ^ p["dst6hi"], p["dst4"].astype(np.uint64))
+        src, dst = _folded(p, "src"), _folded(p, "dst")
         a = src * np.uint64(_P1) + p["sport"].astype(np.uint64) * np.uint64(_P2)
         b = dst * np.uint64(_P1) + p["dport"].astype(np.uint64) * np.uint64(_P2)
         return a ^ b
@@ -73,18 +80,14 @@ def _addr_hash_py(pair: AddressPair) -> int:
     out = 0
     addrs = list(pair) if len(pair) == 2 else list(pair) * 2  # a host talking to itself: a ^ a
     for addr in addrs:
-        low = addr & 0xFFFFFFFF if addr < (1 << 32) else (addr & _U64) ^ ((addr >> 64) & _U64)
-        out ^= (low * _P1) & _U64
+        out ^= (_fold(addr) * _P1) & _U64
     return out
 
 
 def _addr_hash(p: np.ndarray) -> np.ndarray:
     """A hash of the unordered address pair of every packet (fragments carry no ports)."""
     with np.errstate(over="ignore"):
-        v6 = p["family"] == 6
-        src = np.where(v6, p["src6lo"] ^ p["src6hi"], p["src4"].astype(np.uint64))
-        dst = np.where(v6, p["dst6lo"] ^ p["dst6hi"], p["dst4"].astype(np.uint64))
-        return (src * np.uint64(_P1)) ^ (dst * np.uint64(_P1))
+        return (_folded(p, "src") * np.uint64(_P1)) ^ (_folded(p, "dst") * np.uint64(_P1))
 
 
 _U64 = (1 << 64) - 1
@@ -264,6 +267,8 @@ class RawFragment:
     pos: int
     ifindex: int
     vlan: int | None
+    src: int
+    dst: int
     ip: bytes
 
 
@@ -315,17 +320,12 @@ def candidates(sources: Iterable[tuple[str, Span | None]], tcp_keys: set[frozens
                 if rec.src is None or frozenset((rec.src, rec.dst)) not in addr_pairs:
                     continue
                 if raw_pairs and frozenset((rec.src, rec.dst)) in raw_pairs:
-                    yield RawFragment(rec.ts, rec.pos, rec.ifindex, rec.vlan,
+                    yield RawFragment(rec.ts, rec.pos, rec.ifindex, rec.vlan, rec.src, rec.dst,
                                       bytes(batch.frame(i)[int(p["l3_off"][i]) :]))
                     continue
-                before = defrag.stats.truncated + defrag.stats.malformed
-                whole = defrag.add(batch.frame(i), int(p["l3_off"][i]), rec.ts, rec.pos)
-                if losses is not None and defrag.stats.truncated + defrag.stats.malformed > before:
-                    losses.setdefault(frozenset((rec.src, rec.dst)), "a fragment cut short or malformed")
-                if whole is not None:
-                    out = _rebuilt_record(whole, rec)
-                    if out is not None and chosen(out):
-                        yield out
+                out = _defragment(defrag, batch.frame(i), int(p["l3_off"][i]), rec, losses)
+                if out is not None and chosen(out):
+                    yield out
     record_losses(defrag, losses, addr_pairs)
 
 
@@ -352,20 +352,22 @@ def rebuild_fragments(items: Iterable[PacketRecord | RawFragment], losses: dict[
         if not isinstance(item, RawFragment):
             yield item
             continue
-        row = decode_frame(item.ip, LINKTYPE_RAW)
-        before = defrag.stats.truncated + defrag.stats.malformed
-        whole = defrag.add(item.ip, 0, item.ts, item.pos)
-        pair: AddressPair | None = None
-        if row["family"] in (4, 6):
-            pair = frozenset(_row_addresses(row))
-            pairs.add(pair)
-        if pair is not None and defrag.stats.truncated + defrag.stats.malformed > before:
-            losses.setdefault(pair, "a fragment cut short or malformed")
-        if whole is not None:
-            out = _rebuilt_record(whole, item)  # type: ignore[arg-type]
-            if out is not None:
-                yield out
+        pairs.add(frozenset((item.src, item.dst)))
+        out = _defragment(defrag, item.ip, 0, item, losses)
+        if out is not None:
+            yield out
     record_losses(defrag, losses, pairs)
+
+
+def _defragment(defrag: Defragmenter, frame: bytes | memoryview, l3_off: int, frag: PacketRecord | RawFragment,
+                losses: dict[AddressPair, str] | None) -> PacketRecord | None:
+    """Feed one fragment to ``defrag``: the rebuilt datagram's record once it is whole; a fragment it
+    cannot use (cut short, malformed) is named under its address pair in ``losses``."""
+    before = defrag.stats.truncated + defrag.stats.malformed
+    whole = defrag.add(frame, l3_off, frag.ts, frag.pos)
+    if losses is not None and defrag.stats.truncated + defrag.stats.malformed > before:
+        losses.setdefault(frozenset((frag.src, frag.dst)), "a fragment cut short or malformed")
+    return _rebuilt_record(whole, frag) if whole is not None else None
 
 
 def _row_addresses(row: dict) -> tuple[int, int]:
@@ -380,16 +382,13 @@ def _loss_reason(stats: object) -> str:
     return "fragmented datagram(s) not rebuilt: " + ", ".join(parts or ["see the capture"])
 
 
-def _rebuilt_record(whole: Reassembled, last: PacketRecord) -> PacketRecord | None:
+def _rebuilt_record(whole: Reassembled, last: PacketRecord | RawFragment) -> PacketRecord | None:
     """The record of a rebuilt datagram, as if it had arrived unfragmented with its last fragment."""
     row = decode_frame(whole.packet, LINKTYPE_RAW)
     fam = row["family"]
-    if fam == 4:
-        src, dst = row["src4"], row["dst4"]
-    elif fam == 6:
-        src, dst = V6_BASE + (row["src6hi"] << 64 | row["src6lo"]), V6_BASE + (row["dst6hi"] << 64 | row["dst6lo"])
-    else:
+    if fam not in (4, 6):
         return None
+    src, dst = _row_addresses(row)
     off, n = row["pay_off"], row["pay_len"]
     return PacketRecord(
         last.ts, last.pos, last.ifindex, LINKTYPE_RAW, len(whole.packet), len(whole.packet), last.vlan, fam, src,
