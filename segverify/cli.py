@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 
 import click
@@ -19,22 +18,10 @@ FORMATS = ("text", "json", "sarif", "junit")
 
 def write_output(path: str, data: str, inputs: list[str]) -> None:
     """Write ``data`` to ``path`` atomically, refusing to overwrite any input."""
-    target = os.path.realpath(path)
-    for item in inputs:
-        if os.path.realpath(item) == target or (
-            os.path.exists(path) and os.path.exists(item) and os.path.samefile(path, item)
-        ):
-            raise InputError(path, f"refusing to write the report over an input file ({item})")
-    directory = os.path.dirname(target) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".segverify-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .report.output import refuse_inputs, write_atomic
+
+    refuse_inputs(path, inputs)
+    write_atomic(os.path.realpath(path), data.encode("utf-8"))
 
 
 def emit(result: Result, fmt: str, output: str | None, lang: str) -> None:

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,9 +24,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from .. import __version__
-from ..analysis.findings import CODES, Finding, Result
+from ..analysis.findings import CODES, Finding, Result, sha256_file
 from ..errors import InputError
 from . import i18n
+from .output import refuse_inputs, write_atomic
 from .svg import render_svg
 
 FILES = ("index.html", "topology.svg", "findings.csv", "manifest.json")
@@ -62,14 +62,6 @@ def csv_cell(value: object) -> str:
     """A cell a spreadsheet shows as text: a leading =, +, -, @ would make Excel evaluate it."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- what the template shows -------------------------------------------------------------------------
@@ -227,20 +219,6 @@ def render_csv(results: Sequence[Result], lang: str) -> str:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Whole file or nothing: a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(prefix=".segverify-", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _prepare(directory: str, inputs: Sequence[str]) -> None:
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise InputError(directory, "the output must be a directory, and this is a file")
@@ -249,12 +227,7 @@ def _prepare(directory: str, inputs: Sequence[str]) -> None:
     except OSError as exc:
         raise InputError(directory, f"cannot create the output directory: {exc.strerror or exc}") from None
     for name in FILES:
-        target = os.path.join(directory, name)
-        for item in inputs:
-            if os.path.realpath(item) == os.path.realpath(target) or (
-                os.path.exists(target) and os.path.exists(item) and os.path.samefile(target, item)
-            ):
-                raise InputError(target, f"refusing to write the report over an input file ({item})")
+        refuse_inputs(os.path.join(directory, name), inputs)
 
 
 def write_bundle(directory: str, results: Sequence[Result], drawing: dict[str, Any], lang: str,
@@ -276,7 +249,7 @@ def write_bundle(directory: str, results: Sequence[Result], drawing: dict[str, A
     }
     files: dict[str, str] = {}
     for name, data in contents.items():
-        _write_atomic(os.path.join(directory, name), data)
+        write_atomic(os.path.join(directory, name), data)
         files[name] = hashlib.sha256(data).hexdigest()
     status = combined_status(results)
     manifest = {
@@ -290,5 +263,5 @@ def write_bundle(directory: str, results: Sequence[Result], drawing: dict[str, A
         "files": [{"path": name, "sha256": files[name]} for name in sorted(files)],
     }
     data = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    _write_atomic(os.path.join(directory, "manifest.json"), data)
+    write_atomic(os.path.join(directory, "manifest.json"), data)
     return Bundle(directory, status, files)

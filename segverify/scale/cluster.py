@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..analysis.findings import Result
+from ..analysis.findings import Result, sha256_file
 from ..analysis.inspect import MAX_FIRST_BYTES, ItemResult, combine, first_bytes_only, inspect_item, plan, wanted
 from ..analysis.replay import FlowVerdict, Judge, assemble
 from ..capture.collect import Quiet, RawFragment, candidates, collect_records, rebuild_fragments
@@ -40,7 +40,7 @@ from ..capture.reader import DEFAULT_BATCH, Damage, PacketRecord, iter_batches
 from ..errors import InputError
 from ..model.topology import Topology
 from .partial import Counters, Pieces, batch_pieces, compact, concat, empty_pieces, merge
-from .parts import DEFAULT_CHUNK, Part, sha256_file, split, splittable, whole
+from .parts import DEFAULT_CHUNK, Part, split, splittable, whole
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -12,7 +12,6 @@ same damage offsets. gzip (no random access) is one part per file.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -149,10 +148,3 @@ def _split_pcapng(fidx: int, path: str, chunk: int) -> list[Part]:
             for j, (sp, start) in enumerate(zip(spans, starts, strict=True))]  # fmt: skip
 
 
-def sha256_file(path: str) -> str:
-    """The input's digest for the report (computed on a worker: hashing a year of captures is real work)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
