@@ -583,3 +583,15 @@ def test_ftp_over_tls_is_incomplete(ftp_city, tmp_path):
         ("s", b"220 ready\r\n"), ("c", b"AUTH TLS\r\n"), ("s", b"234 go\r\n"), ("c", b"\x16\x03\x01\x00\x05hello")])
     code, report = replay(ftp_city, cap(tmp_path, "ftp.pcap", control))
     assert report["status"] == "incomplete" and any("TLS" in r for r in report["stats"]["incomplete"])
+
+
+def test_ftp_data_connection_to_a_third_host_stays_a_flow_of_its_own(ftp_city, tmp_path):
+    """PORT naming another host (FTP bounce: the sanitizer pushes the file to 10.2.0.99): the file is still
+    judged, but that connection is not the channel's, whatever the control connection negotiated."""
+    control = conversation("10.2.0.21", "10.3.9.5", 40340, 21, ftp_control(
+        [(b"PORT 10,2,0,99,157,201\r\n", b"200 PORT ok\r\n"), (b"RETR run.exe\r\n", b"150 go\r\n226 ok\r\n")]))
+    data = ftp_data("10.3.9.5", "10.2.0.99", 20, 157 * 256 + 201, "c", PE)
+    code, report = replay(ftp_city, cap(tmp_path, "ftp.pcap", control + data))
+    assert verdicts(report)[("10.3.9.5", "10.2.0.99", 157 * 256 + 201)] == "UNSANITIZED_FLOW"
+    codes = sorted(f["code"] for f in report["findings"])
+    assert "UNSANITIZED_FLOW" in codes and "FILE_NOT_SANITIZED" in codes and code == 1

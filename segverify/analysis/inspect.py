@@ -469,7 +469,10 @@ def _pair_ftp(work: Work, results: Sequence[ItemResult], by_name: dict[str, Chan
             used.add(hit)
             dv, d = data[hit]
             dv.notes.append(f"FTP data connection of {t.command} {t.filename} on {_flow_text(v)}")
-            if dv.verdict in ("UNSANITIZED_FLOW", "MYNUMBER_FLOW") and v.verdict.startswith("channel:"):
+            # RELATED only between the control connection's own two hosts: a PORT/PASV naming a third host
+            # (FTP bounce, or a peer the channel does not cover) is judged as the flow it is
+            same_hosts = {d.client[0], d.server[0]} == {c.client[0], c.server[0]}
+            if same_hosts and dv.verdict == "UNSANITIZED_FLOW" and v.verdict.startswith("channel:"):
                 dv.verdict = v.verdict
                 dv.denied = False
             if not leaving:
