@@ -24,6 +24,7 @@ from .errors import InputError
 def report(topology: str, captures: tuple[str, ...], output: str, lang: str) -> None:
     """Write an audit bundle for TOPOLOGY (and CAPTURES): index.html, topology.svg, findings.csv,
     manifest.json."""
+    from .analysis.check import build_context
     from .analysis.check import check as run_check
     from .analysis.drawing import describe_topology
     from .analysis.findings import Result
@@ -33,11 +34,12 @@ def report(topology: str, captures: tuple[str, ...], output: str, lang: str) -> 
     command_line = ["segverify", "report", topology, *captures, "-o", output, "--lang", lang]
     try:
         topo = load_topology(topology)
-        results: list[Result] = [run_check(topo)]
+        ctx = build_context(topo)  # compiled once, for check and replay's judge alike
+        results: list[Result] = [run_check(topo, ctx)]
         if captures:
             from .analysis.replay import replay as run_replay
 
-            results.append(run_replay(topo, list(captures), show_progress=sys.stderr.isatty()))
+            results.append(run_replay(topo, list(captures), show_progress=sys.stderr.isatty(), ctx=ctx))
         drawing = describe_topology(topo, [f for r in results for f in r.findings])
         bundle = write_bundle(output, results, drawing, lang, command_line)
     except InputError as exc:

@@ -126,9 +126,9 @@ def progress_bar() -> Progress:
 class Judge:
     """Decides each flow's verdict from the topology (the model only, never the capture format)."""
 
-    def __init__(self, topo: Topology) -> None:
+    def __init__(self, topo: Topology, ctx: Context | None = None) -> None:
         self.topo = topo
-        self.ctx: Context = build_context(topo)
+        self.ctx: Context = ctx or build_context(topo)
         self.channels, _ = judge_channels(self.ctx)
         self.exceptions, _ = judge_exceptions(self.ctx)
         self._reach: dict[str, dict] = {}
@@ -277,10 +277,12 @@ def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport
     return False
 
 
-def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False) -> Result:
+def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False, ctx: Context | None = None,
+           ) -> Result:  # fmt: skip
+    """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it."""
     from .inspect import harvester, inspect_channels
 
-    judge = Judge(topo)
+    judge = Judge(topo, ctx)
     harvest = harvester(topo, judge.channels, lambda addr: judge.segment(addr, None))
     tap = harvest.add if harvest is not None else None
     if show_progress:
