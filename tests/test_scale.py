@@ -152,6 +152,31 @@ def test_fragments_across_files_are_rebuilt_as_one_process_does(tmp_path: Path, 
     assert render_json(replay_cluster(topo, files, client, chunk=CHUNK, batch_size=500)) == one_process(files)
 
 
+def test_parts_are_inspected_from_their_harvest(tmp_path: Path, client) -> None:
+    """Files that share no flow are inspected from what each read task harvested (no second read), and the
+    report is still the one-process report; cut into parts mid-flow, the parts holding packets of flows that
+    span parts are read again instead, with the same report."""
+    files = []
+    for seed in (11, 12, 13):
+        out = tmp_path / f"day-{seed}.pcap"
+        subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), str(out), "--packets", "6000",
+                        "--sessions", "80", "--dns", "20", "--seed", str(seed)], check=True, capture_output=True)
+        files.append(str(out))
+    files += split_mail(tmp_path)[:1]  # the message's start, nothing after it: no other file shares its flow
+    expected = one_process(files)
+    codes = {f["code"] for f in json.loads(expected)["findings"]}
+    assert {"MAIL_NOT_TEXT", "PROTOCOL_MISMATCH"} <= codes  # content inspection found something to report
+    topo = load_topology(str(TOPOLOGY))
+    whole = replay_cluster(topo, files, client, batch_size=500)
+    assert render_json(whole) == expected
+    assert whole.parts["read"] == len(files)
+    assert whole.parts["inspected_from_harvest"] == whole.parts["inspected"] > 0
+    cut = replay_cluster(topo, files, client, chunk=CHUNK, batch_size=500)
+    assert render_json(cut) == expected
+    assert cut.parts["read"] > len(files)
+    assert cut.parts["inspected_from_harvest"] < cut.parts["inspected"]
+
+
 def test_spanning_parts(corpus: list[str]) -> None:
     """Parts cover a file exactly, each from a verified record boundary."""
     header, recs = records(Path(corpus[0]))

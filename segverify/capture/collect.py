@@ -608,6 +608,11 @@ class Harvest:
         self._plans = {}
         self._started = {6: set(), 17: set()}
 
+    def saw_any(self, tcp: set[frozenset[Endpoint]], udp: set[frozenset[Endpoint]]) -> bool:
+        """Whether any packet of these endpoint pairs was taken (a cluster part uses this to tell whether it
+        holds packets of a tuple that spans parts, which it must then read again and ship)."""
+        return not (self._started[6].isdisjoint(tcp) and self._started[17].isdisjoint(udp))
+
     def collected(self, tcp: Iterable[frozenset[Endpoint]], udp: Iterable[frozenset[Endpoint]],
                   screen: set[frozenset[Endpoint]]) -> Collected:
         """What :func:`collect` returns for these pairs, when ``screen`` are the pairs it reassembles with the

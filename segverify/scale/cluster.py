@@ -31,9 +31,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..analysis.findings import Result, sha256_file
-from ..analysis.inspect import MAX_FIRST_BYTES, ItemResult, combine, first_bytes_only, inspect_item, plan, wanted
+from ..analysis.inspect import (
+    MAX_FIRST_BYTES,
+    ItemResult,
+    combine,
+    first_bytes_only,
+    harvester,
+    inspect_item,
+    plan,
+    wanted,
+)
 from ..analysis.replay import FlowVerdict, Judge, assemble
-from ..capture.collect import Quiet, RawFragment, candidates, collect_records, rebuild_fragments
+from ..capture.collect import Harvest, Quiet, RawFragment, candidates, collect_records, rebuild_fragments
 from ..capture.flows import Flow
 from ..capture.fragments import shared_pairs
 from ..capture.reader import DEFAULT_BATCH, Damage, PacketRecord, iter_batches
@@ -60,6 +69,7 @@ class HashedResult(Result):
 
     hashes: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per round, for benchmarks
+    parts: dict[str, int] = field(default_factory=dict)  # parts read, inspected, and inspected without a re-read
 
     def input_hashes(self) -> list[tuple[str, str]]:
         rest = [p for p in self.inputs if p not in self.hashes]
@@ -74,6 +84,7 @@ class PartResult:
     counters: Counters
     damage: list[Damage]
     error: str | None = None
+    worker: str | None = None  # where the part's harvest is kept (see read_part), if anywhere
 
 
 # ------------------------------------------------------------------------------------------- worker side
@@ -96,22 +107,55 @@ def _maybe_die(part: Part) -> None:
     os._exit(1)
 
 
-def read_part(part: Part, batch_size: int = DEFAULT_BATCH) -> PartResult:
-    """Round 1 on a worker: the part's flow pieces (folded as it goes, so memory follows flows)."""
+def read_part(part: Part, batch_size: int = DEFAULT_BATCH, topo: Topology | None = None, token: str = "",
+              run: str = "") -> PartResult:  # fmt: skip
+    """Round 1 on a worker: the part's flow pieces (folded as it goes, so memory follows flows).
+
+    Given the topology, the part's candidate channel packets are also harvested during this single read,
+    as one process does (:func:`~segverify.analysis.inspect.harvester`), and the harvest is kept on this
+    worker for the part's inspect task, which then need not read the part again (:func:`inspect_part`)."""
     damage: list[Damage] = []
     counters = Counters()
     pcs: list[Pieces] = []
     pid = part_id(part)
+    harvest = None
+    if topo is not None:
+        judge = _judge(topo, token)
+        harvest = harvester(topo, judge.channels, lambda addr: judge.segment(addr, None))
     try:
         for batch in iter_batches(part.path, batch_size, damage=damage, span=part.span):
             pcs.append(batch_pieces(batch, counters, part.fidx, pid))
+            if harvest is not None:
+                harvest.add(batch)
             _maybe_die(part)
             if len(pcs) >= 16:
                 pcs = [compact(concat(pcs))]
     except OSError as exc:
         return PartResult(part, empty_pieces(), counters, damage, f"cannot read: {exc.strerror or exc}")
     _maybe_die(part)
-    return PartResult(part, compact(concat(pcs)), counters, damage)
+    worker = None
+    if harvest is not None and harvest.usable:
+        worker = _keep_harvest(run, pid, harvest)
+    return PartResult(part, compact(concat(pcs)), counters, damage, worker=worker)
+
+
+_HARVESTS: dict[tuple[str, int], Harvest] = {}
+"""Harvests of the parts this worker read, by (run, part), until their inspect task takes them. A cache:
+an inspect task that finds none (its worker was replaced, or it ran elsewhere) reads the part again."""
+
+
+def _keep_harvest(run: str, pid: int, harvest: Harvest) -> str | None:
+    """Keep ``harvest`` in this worker process; its address, or None outside a Dask worker."""
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except (ImportError, ValueError):
+        return None
+    for key in [k for k in _HARVESTS if k[0] != run]:  # one replay at a time: drop what an earlier run left
+        del _HARVESTS[key]
+    _HARVESTS[(run, pid)] = harvest
+    return address
 
 
 _JUDGES: dict[str, Judge] = {}
@@ -168,14 +212,28 @@ def _rkey(rec: PacketRecord) -> Key:
 
 def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, FlowVerdict, int, str]],
                  ship_tcp: set[Key], ship_udp: set[Key], frag_pairs: set[frozenset[int]] | None = None,
-                 ) -> tuple[list[tuple[int, ItemResult]], list[tuple | RawFragment],
-                            dict[frozenset[int], str]]:  # fmt: skip
+                 run: str = "") -> tuple[list[tuple[int, ItemResult]], list[tuple | RawFragment],
+                                         dict[frozenset[int], str], bool]:  # fmt: skip
     """Round 3 on a worker: inspect the flows whose 5-tuples lie in this part; return the packets of the
     tuples that span parts (only those) for the client to reassemble in global order, and the raw IP
-    fragments between ``frag_pairs`` (datagrams whose fragments lie in several parts)."""
+    fragments between ``frag_pairs`` (datagrams whose fragments lie in several parts); and whether the
+    part's harvest answered.
+
+    The part's harvest, when this worker kept one (:func:`read_part`), answers without reading the part
+    again: it holds, per endpoint pair, what a second read would collect. It cannot serve a part holding
+    packets of a tuple that spans parts (those are shipped raw), nor one with candidate IP fragments (the
+    harvest gave up); such a part is read again."""
     channels = _judge(topo, token).channels
     work = [(v, channels[ci], what) for _, v, ci, what in items]
     tcp, udp, caps = wanted(work)
+    harvest = _HARVESTS.pop((run, part_id(part)), None)
+    if harvest is not None and harvest.usable and not harvest.saw_any(ship_tcp, ship_udp):
+        screen = {frozenset(((v.flow.src, v.flow.sport), (v.flow.dst, v.flow.dport))) for v, _, what in work
+                  if what == "screen"}  # fmt: skip
+        got = harvest.collected(tcp, udp, screen)
+        done = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
+                                                                                                 strict=True)]
+        return done, [], {}, True
     shipped: list[tuple] = []
     losses: dict[frozenset[int], str] = {}
     # the packets of tuples that span parts are all shipped: only tuples wholly in this part are quieted
@@ -196,7 +254,7 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
     got = collect_records(local(), caps, losses, quiet)
     results = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
                                                                                               strict=True)]
-    return results, shipped, losses
+    return results, shipped, losses, False
 
 
 # ------------------------------------------------------------------------------------------- client side
@@ -250,14 +308,27 @@ class _Progress:
             self.bar.stop()
 
 
-def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chunk: int = DEFAULT_CHUNK,
+def part_size(total_bytes: int, workers: int) -> int:
+    """How large a part may be: files are cut only when there are too few to keep every worker busy.
+
+    Cutting a file costs a walk of all its record headers (≈ 1 s per GB) and makes flows span parts, whose
+    packets are then read twice and shipped; a corpus of many files needs none of it. Parts of at most
+    ``total / (2 * workers)`` give each worker two or more tasks to balance with."""
+    return max(DEFAULT_CHUNK, -(-total_bytes // (2 * max(workers, 1))))
+
+
+def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chunk: int | None = None,
                    show_progress: bool = False, batch_size: int = DEFAULT_BATCH) -> Result:
-    """The replay of ``captures`` on the cluster behind ``client``: the one-process report, exactly."""
+    """The replay of ``captures`` on the cluster behind ``client``: the one-process report, exactly.
+
+    ``chunk`` is the largest part in bytes (default: :func:`part_size` for the cluster's workers)."""
     from distributed import as_completed
 
     for path in captures:
         if not os.path.isfile(path):
             raise InputError(path, "capture file not found")
+    if chunk is None:
+        chunk = part_size(sum(os.path.getsize(p) for p in captures), len(client.scheduler_info()["workers"]))
     judge = Judge(topo)
     token = hashlib.sha256(pickle.dumps(topo)).hexdigest()
     run = uuid.uuid4().hex[:8]
@@ -286,7 +357,7 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
                 futures.append(submit("split", (fidx, path), split, fidx, path, chunk))
             else:
                 part = whole(fidx, path)
-                futures.append(submit("read", part, read_part, part, batch_size))
+                futures.append(submit("read", part, read_part, part, batch_size, topo, token, run))
         hashes: dict[str, str] = {}
         results: dict[tuple[int, int], PartResult] = {}
         failed: dict[int, list[str]] = {}
@@ -311,7 +382,7 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
                 elif kind == "split":
                     part = whole(*obj)  # cut it on the cluster failed: read it whole
                     parts_of[part.fidx] = 1
-                    ac.add(submit("read", part, read_part, part, batch_size))
+                    ac.add(submit("read", part, read_part, part, batch_size, topo, token, run))
                 fut.release()
                 continue
             fut.release()
@@ -320,7 +391,7 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
             elif kind == "split":
                 parts_of[obj[0]] = len(res)
                 for part in res:
-                    ac.add(submit("read", part, read_part, part, batch_size))
+                    ac.add(submit("read", part, read_part, part, batch_size, topo, token, run))
             else:
                 part = res.part
                 results[(part.fidx, part.seq)] = res
@@ -402,22 +473,28 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         losses: dict[frozenset[int], str] = {}
         lost_by_part: dict[tuple[int, int], dict[frozenset[int], str]] = {}
         tasks = []
+        harvested = 0
         # largest parts first, so that no worker is left with the long ones at the end (results are put
         # together by part, in order, whatever order the tasks ran in)
         for r in sorted(ordered, key=lambda r: -r.part.size):
             pid = part_id(r.part)
             items = by_part.get(pid, [])
             if items or ship_tcp or ship_udp:
+                # on the worker that read the part, which kept its harvest (anywhere else, it is read again)
+                where = {"workers": [r.worker], "allow_other_workers": True} if r.worker else {}
                 fut = client.submit(run_packed, pack(inspect_part, topo, token, r.part, items, ship_tcp, ship_udp,
-                                                     frag_pairs),
-                                    key=f"segverify-inspect-{run}-{r.part.name}", retries=RETRIES, pure=False)
+                                                     frag_pairs, run),
+                                    key=f"segverify-inspect-{run}-{r.part.name}", retries=RETRIES, pure=False,
+                                    **where)  # fmt: skip
                 tasks.append((r.part, items, fut))
         for part, items, fut in tasks:
             try:
-                got, recs, lost = pickle.loads(fut.result())
+                got, recs, lost, from_harvest = pickle.loads(fut.result())
             except Exception:  # noqa: BLE001 - the client inspects the part itself
-                got, recs, lost = inspect_part(topo, token, part, items, ship_tcp, ship_udp, frag_pairs)
+                got, recs, lost, from_harvest = inspect_part(topo, token, part, items, ship_tcp, ship_udp,
+                                                             frag_pairs, run)  # fmt: skip
             fut.release()
+            harvested += from_harvest
             item_results.update(got)
             shipped[(part.fidx, part.seq)] = recs
             lost_by_part[(part.fidx, part.seq)] = lost
@@ -443,6 +520,7 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         result.hashes = hashes
         lap("report")
         result.timings = timings
+        result.parts = {"read": len(ordered), "inspected": len(tasks), "inspected_from_harvest": harvested}
         return result
     finally:
         progress.close()
