@@ -20,7 +20,7 @@ from ..model.addresses import V6_BASE, IntervalSet
 from .decode import FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_FIN, TCP_RST, TCP_SYN, decode_frame
 from .fragments import Defragmenter, Reassembled, key_addresses
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
-from .tcpstream import Connection, Reassembly, reassemble
+from .tcpstream import Connection, Reassembly, SpillStore, reassemble
 
 Endpoint = tuple[int, int]
 MAX_DATAGRAM_BYTES = 4096
@@ -418,7 +418,7 @@ def collect_records(records: Iterable[PacketRecord],
                         and len(ex.server_bytes) >= min(quiet.prefix, MAX_DATAGRAM_BYTES)):
                     quiet.saturated(key, 17)  # the bytes read are kept both ways: later datagrams add nothing
 
-    connections = reassemble(tcp_only(), caps_for=caps_for, quiet=quiet)
+    connections = reassemble(tcp_only(), caps_for=caps_for, quiet=quiet, store=SpillStore())
     by_key: dict[frozenset[Endpoint], list[Connection]] = {}
     for conn in connections:
         by_key.setdefault(frozenset((conn.client_endpoint, conn.server_endpoint)), []).append(conn)
@@ -500,7 +500,7 @@ class Harvest:
         self._roles6: dict[tuple[int, int], int] = {}
         self.quiet = Quiet(self._quiet_ok, prefix)
         self.screen = Reassembly(lambda _key: screen_caps, self.quiet)
-        self.default = Reassembly(lambda _key: {})
+        self.default = Reassembly(lambda _key: {}, store=SpillStore())  # mail, downloads: long streams on disk
         self.udp: dict[frozenset[Endpoint], UdpExchange] = {}
         self.usable = True
         self.packets = 0  # candidate packets taken

@@ -37,6 +37,8 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,6 +59,10 @@ MAX_WINDOW = 1 << 30
 """Largest TCP receive window (65535 << 14): a receiver discards bytes further ahead, and so does this."""
 MAX_CONFLICTS = 64
 """Conflicting overlaps recorded one by one; past this only ``conflict_bytes`` grows."""
+SPILL_AFTER = 32 << 10
+"""With a :class:`SpillStore`, the bytes a stream direction keeps in memory; the rest go to the store's file."""
+SPILL_CHUNK = 16 << 10
+"""Bytes past ``SPILL_AFTER`` gathered in memory before they are written to the store in one piece."""
 MAX_GAPS = 1024
 """Gaps recorded one by one; past this only ``gap_count`` and ``gap_bytes`` grow (a hostile stream with a
 hole every other byte must not cost memory per hole)."""
@@ -88,18 +94,112 @@ class Conflict:
     length: int
 
 
+class SpillStore:
+    """One unlinked temporary file holding the stream bytes of many connections past their first
+    :data:`SPILL_AFTER` each, so that what a capture's inspected connections carry (a year of mail, large
+    downloads) sits on disk while the capture is read, not in memory. Unlinked at creation: nothing is left
+    behind, whatever happens; the file is closed when the last stream using it is gone."""
+
+    def __init__(self) -> None:
+        self._file: tempfile._TemporaryFileWrapper | None = None  # type: ignore[type-arg]
+        self.size = 0
+
+    def write(self, data: bytes | bytearray) -> int:
+        """Append ``data``; its offset in the file."""
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="segverify-streams-")  # noqa: SIM115 - lives with the store
+        at = self.size
+        fd = self._file.fileno()
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(fd, view, at + len(data) - len(view)) :]
+        self.size += len(data)
+        return at
+
+    def read(self, at: int, n: int) -> bytes:
+        assert self._file is not None
+        out = os.pread(self._file.fileno(), n, at)
+        if len(out) != n:
+            raise OSError(f"stream spill file: {n} bytes at {at} could not be read back")
+        return out
+
+
+class StreamBuffer:
+    """The delivered bytes of one stream direction, as a ``bytearray`` is used here (append, length, slices,
+    ``bytes()``, clear): in memory up to :data:`SPILL_AFTER`, then in pieces of a :class:`SpillStore`."""
+
+    __slots__ = ("_extents", "_head", "_len", "_store", "_tail", "_tail_at")
+
+    def __init__(self, store: SpillStore) -> None:
+        self._store = store
+        self._head = bytearray()  # the first SPILL_AFTER bytes
+        self._extents: list[tuple[int, int, int]] = []  # (stream index, file offset, length), in order
+        self._tail = bytearray()  # bytes after the extents, not yet written
+        self._tail_at = 0  # stream index of _tail[0]
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iadd__(self, data: bytes | bytearray) -> StreamBuffer:
+        n = len(data)
+        if self._len < SPILL_AFTER:
+            room = SPILL_AFTER - self._len
+            self._head += data[:room]
+            data = data[room:]
+            self._tail_at = len(self._head)
+        if data:
+            self._tail += data
+            if len(self._tail) >= SPILL_CHUNK:
+                self._extents.append((self._tail_at, self._store.write(self._tail), len(self._tail)))
+                self._tail_at += len(self._tail)
+                self._tail = bytearray()
+        self._len += n
+        return self
+
+    def __getitem__(self, which: slice) -> bytes:
+        lo, hi, step = which.indices(self._len)
+        if step != 1:
+            raise ValueError("stream buffer slices have step 1")
+        if hi <= lo:
+            return b""
+        out = bytearray()
+        if lo < len(self._head):
+            out += self._head[lo : min(hi, len(self._head))]
+        for start, at, n in self._extents:
+            a, b = max(lo, start), min(hi, start + n)
+            if a < b:
+                out += self._store.read(at + a - start, b - a)
+        a, b = max(lo, self._tail_at), hi
+        if a < b:
+            out += self._tail[a - self._tail_at : b - self._tail_at]
+        return bytes(out)
+
+    def __bytes__(self) -> bytes:
+        return self[0 : self._len]
+
+    def clear(self) -> None:
+        self._head = bytearray()
+        self._extents = []
+        self._tail = bytearray()
+        self._tail_at = 0
+        self._len = 0
+
+
 @dataclass(eq=False)
 class StreamReassembler:
     """Reassemble one direction of one TCP connection; see the module docstring for the policies.
 
     ``keep=False`` drops bytes once :meth:`read` has returned them (for a consumer that parses
     incrementally); with the default ``keep=True`` :meth:`data` returns the whole delivered stream.
+    With a ``store``, delivered bytes past :data:`SPILL_AFTER` are kept in it rather than in memory.
     """
 
     max_bytes: int = MAX_BYTES
     max_buffer: int = MAX_BUFFER
     max_segments: int = MAX_SEGMENTS
     keep: bool = True
+    store: SpillStore | None = None
 
     syn_seen: bool = field(default=False, init=False)
     fin_seen: bool = field(default=False, init=False)
@@ -125,7 +225,7 @@ class StreamReassembler:
         self._starts: list[int] = []  # out-of-order pieces: sorted, non-overlapping
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._buf = bytearray()
+        self._buf: bytearray | StreamBuffer = bytearray() if self.store is None else StreamBuffer(self.store)
         self._read = 0  # index in _buf of the first byte not yet returned by read()
         self._discarded = 0  # bytes dropped from the front of _buf (keep=False)
         # Where the current contiguous run (since the last gap) starts, to compare retransmissions.
@@ -387,15 +487,15 @@ class Connection:
 
     def __init__(self, client: Endpoint, server: Endpoint, initiator_known: bool = False, *,
                  max_bytes: int = MAX_BYTES, max_buffer: int = MAX_BUFFER, max_segments: int = MAX_SEGMENTS,
-                 keep: bool = True) -> None:  # fmt: skip
+                 keep: bool = True, store: SpillStore | None = None) -> None:  # fmt: skip
         self._ends = (client, server)
-        self._rs = {e: StreamReassembler(max_bytes, max_buffer, max_segments, keep) for e in (client, server)}
+        self._rs = {e: StreamReassembler(max_bytes, max_buffer, max_segments, keep, store) for e in (client, server)}
         self.initiator_known = initiator_known
         self.reset = False  # an RST was seen
         self.packets = 0
 
     @classmethod
-    def from_packet(cls, rec: PacketRecord, **caps: int | bool) -> Connection:
+    def from_packet(cls, rec: PacketRecord, **caps: int | bool | SpillStore | None) -> Connection:
         """A connection oriented by ``rec``, the first packet seen of it (which is then fed)."""
         a, b = (rec.src, rec.sport), (rec.dst, rec.dport)
         syn, ack = rec.tcp_flags & TCP_SYN, rec.tcp_flags & TCP_ACK
@@ -474,7 +574,7 @@ class Quieting(Protocol):
 
 def reassemble(packets: Iterable[PacketRecord], port: int | None = None,
                caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]] | None = None,
-               quiet: Quieting | None = None, **caps: int | bool) -> list[Connection]:
+               quiet: Quieting | None = None, store: SpillStore | None = None, **caps: int | bool) -> list[Connection]:
     """Reassemble every TCP connection in ``packets`` (only those with ``port`` at either end, if given).
 
     A pure SYN whose sequence number differs from the one that opened the connection on the same
@@ -483,7 +583,7 @@ def reassemble(packets: Iterable[PacketRecord], port: int | None = None,
     returned in order of first appearance, finished. ``quiet`` is told which pairs need only their control
     packets from now on (see :class:`Quieting`).
     """
-    r = Reassembly(caps_for if caps_for is not None else (lambda _key: caps), quiet)
+    r = Reassembly(caps_for if caps_for is not None else (lambda _key: caps), quiet, store)
     for rec in packets:
         if rec.proto != PROTO_TCP or rec.src is None or rec.dst is None:
             continue
@@ -497,9 +597,10 @@ class Reassembly:
     """:func:`reassemble` one packet at a time, for a caller that reads packets in its own loop."""
 
     def __init__(self, caps_for: Callable[[frozenset[Endpoint]], dict[str, int | bool]],
-                 quiet: Quieting | None = None) -> None:  # fmt: skip
+                 quiet: Quieting | None = None, store: SpillStore | None = None) -> None:  # fmt: skip
         self.caps_for = caps_for
         self.quiet = quiet
+        self.store = store  # where long streams are kept (see SpillStore); None: in memory
         self.current: dict[frozenset[Endpoint], Connection] = {}
         self.out: list[Connection] = []
 
@@ -514,7 +615,7 @@ class Reassembly:
             if r is not None and ((r.syn_seen and r.isn != rec.seq) or (not r.syn_seen and ended)):
                 conn = None  # a new connection on the same endpoints
         if conn is None:
-            conn = Connection.from_packet(rec, **self.caps_for(key))
+            conn = Connection.from_packet(rec, store=self.store, **self.caps_for(key))
             if key in self.current and quiet is not None:
                 quiet.reopened(key)
             self.current[key] = conn
