@@ -15,6 +15,8 @@ from .space import BDD, PacketSpace
 
 # Regions larger than this (BDD nodes) are tested with ``PacketSpace.meets``, smaller ones with an AND.
 MEETS_ABOVE = 2_000
+# ``compile_ruleset`` calls ``PacketSpace.gc_checkpoint`` once every 256 rules (a mask on the index).
+GC_CHECK_MASK = 255
 
 
 @dataclass
@@ -175,7 +177,9 @@ def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str])
     effective: list[BDD] = []
     matches: list[BDD] = []
     iface_blocks: dict[tuple[str, frozenset[str]], tuple[dict[str, bool], ...]] = {}
-    for rule in ruleset.rules:
+    for index, rule in enumerate(ruleset.rules):
+        if not index & GC_CHECK_MASK:
+            space.gc_checkpoint()  # within ``PacketSpace.gc_deferred``: keep its budget
         # Restricted to real packets, a rule's effective set is empty exactly when it is shadowed.
         m = rule_match(space, rule, iface_index, iface_blocks)
         matches.append(m)

@@ -15,6 +15,11 @@ from typing import Any
 
 from dd import cudd
 
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
 from ..model.addresses import V4_SIZE, V6_BASE, IntervalSet
 from ..model.rules import (
     FIELD_BITS,
@@ -34,11 +39,14 @@ BDD = Any  # dd.cudd.Function; dd ships no type stubs
 # halves (tcp, udp, icmp …); destination before source, as most rule sets branch on the server.
 FIELD_ORDER = ("proto", "dst", "src", "dport", "sport", "icmp_type", "icmp_code")
 IFACE_FIELDS = ("in_if", "out_if")
+ADDRESS_FIELDS = frozenset(("src", "dst"))
 MEMORY_ESTIMATE = 2 << 30
 CACHE_SIZE = 1 << 18
 # CUDD doubles its computed table while the hit rate is high; uncapped it reached 4M entries (130 MB
 # more than before at 10k rules) once the emptiness tests below were in, for no measurable speed.
 MAX_CACHE = 1 << 20
+# ``gc_checkpoint`` reads CUDD's memory count (milliseconds) only after peak RSS grew by this much.
+GC_LOOK_STEP = 64 << 20
 
 
 class PacketSpace:
@@ -69,11 +77,14 @@ class PacketSpace:
         self._block_cache: dict[tuple[str, IntervalSet], tuple[dict[str, bool], ...]] = {}
         self._expr_cache: dict[Expr, BDD] = {}
         self._shape_cache: dict[int, dict[str, bool]] = {}
+        self._n_blocks_cache: dict[tuple[str, IntervalSet], int] = {}
         self._gc_budget: float | None = None
+        self._gc_next_look = 0
         self.valid = self._valid_packets(exact=True)
         # Every set built from the model leaves the unused low 96 bits of IPv4 addresses free, so
         # for emptiness tests this smaller set is equivalent to ``valid`` and far cheaper to AND.
         self.valid_shape = self._valid_packets(exact=False)
+        self._fam_vars = (self.vars["src"][0], self.vars["dst"][0])
         src_fam, dst_fam = self._var_fn[self.vars["src"][0]], self._var_fn[self.vars["dst"][0]]
         self._same_family = (src_fam & dst_fam) | (~src_fam & ~dst_fam)
         self._ports_shape = self._valid_packets(exact=False, family=False)
@@ -122,17 +133,28 @@ class PacketSpace:
         if hit is not None:
             return hit
         out = self.false
-        blocks = self.blocks(field, values)
-        if len(blocks) > 2 and field not in ("src", "dst"):
+        if field not in ADDRESS_FIELDS and self._n_blocks(field, values) > 2:
             # A port range splits into up to 30 blocks; two comparator chains are far cheaper.
             for lo, hi in values:
                 out = out | self._range(field, lo, hi)
         else:
-            for cube in blocks:
+            for cube in self.blocks(field, values):
                 out = out | self.bdd.cube(cube)
         if len(self._range_cache) < 500_000:
             self._range_cache[key] = out
         return out
+
+    def _n_blocks(self, field: str, values: IntervalSet) -> int:
+        """How many blocks ``blocks`` gives for a field other than an address, without building them
+        (a port range has up to 30, and the rule compiler only needs to know it is not one)."""
+        key = (field, values)
+        n = self._n_blocks_cache.get(key)
+        if n is None:
+            top = (1 << self.widths[field]) - 1
+            n = sum(len(_aligned_blocks(max(lo, 0), min(hi, top), self.widths[field])) for lo, hi in values)
+            if len(self._n_blocks_cache) < 500_000:
+                self._n_blocks_cache[key] = n
+        return n
 
     def _range(self, field: str, lo: int, hi: int) -> BDD:
         """lo <= field <= hi, built from the least significant bit up: one operation per bit."""
@@ -211,43 +233,57 @@ class PacketSpace:
         for c in cubes:
             cube.update(c)
         sets: list[BDD] = list(extra)
-        seen: set[str] = set()
+        seen: set[str] = set()  # fields whose one block is in the cube
         proto: int | None = None
+        block_cache = self._block_cache
+        proto_width = self.widths["proto"]
         for part in parts:
-            if isinstance(part, FieldIn):
-                name = part.field
+            if type(part) is FieldIn:
+                name, values = part.field, part.values
                 if name not in seen:
-                    blocks = self.blocks(name, part.values)
+                    blocks = block_cache.get((name, values))
+                    if blocks is None:
+                        if name not in ADDRESS_FIELDS and self._n_blocks(name, values) > 1:
+                            sets.append(self.values(name, values))  # a port range: no cubes needed
+                            continue
+                        blocks = self.blocks(name, values)
                     if not blocks:
                         return self.false
                     if len(blocks) == 1:
                         seen.add(name)
-                        cube.update(blocks[0])
-                        if name == "proto" and len(blocks[0]) == self.widths["proto"]:
-                            proto = part.values.intervals[0][0]
+                        block = blocks[0]
+                        cube.update(block)
+                        if name == "proto" and len(block) == proto_width:
+                            proto = values.intervals[0][0]
                         continue
-                sets.append(self.values(name, part.values))
+                sets.append(self.values(name, values))
             else:
                 sets.append(self.compile(part))
         if proto is not None:
-            for var, bit in self._proto_shape(proto).items():
-                if cube.setdefault(var, bit) != bit:
-                    return self.false
+            shape = self._proto_shape(proto)
+            if cube.keys().isdisjoint(shape):  # nothing to clash with (the usual case): one C-level merge
+                cube.update(shape)
+            else:
+                for var, bit in shape.items():
+                    if cube.setdefault(var, bit) != bit:
+                        return self.false
         else:
             sets.append(self._ports_shape)
-        src_fam, dst_fam = cube.get(self.vars["src"][0]), cube.get(self.vars["dst"][0])
-        if src_fam is None and dst_fam is None:
+        src_fam, dst_fam = self._fam_vars
+        src_bit, dst_bit = cube.get(src_fam), cube.get(dst_fam)
+        if src_bit is None and dst_bit is None:
             sets.append(self._same_family)
-        elif src_fam is None:
-            cube[self.vars["src"][0]] = dst_fam  # type: ignore[assignment]
-        elif dst_fam is None:
-            cube[self.vars["dst"][0]] = src_fam
-        elif src_fam != dst_fam:
+        elif src_bit is None:
+            cube[src_fam] = dst_bit  # type: ignore[assignment]
+        elif dst_bit is None:
+            cube[dst_fam] = src_bit
+        elif src_bit != dst_bit:
             return self.false
         out = self.bdd.cube(cube)
+        false = self.false
         for u in sets:
             out = out & u
-            if out == self.false:
+            if out == false:
                 break
         return out
 
@@ -310,7 +346,8 @@ class PacketSpace:
     @contextmanager
     def gc_deferred(self, budget_bytes: int = 1 << 30) -> Iterator[None]:
         """Run the block with CUDD's garbage collection off, until ``gc_checkpoint`` finds that
-        the block's garbage has outgrown ``budget_bytes``.
+        the block's garbage has outgrown ``budget_bytes``. Nests: an inner block restores the
+        outer one's budget.
 
         After a large compilation the unique table holds millions of live nodes, and every
         collection scans all of them: at 50k rules the analysis spent 3 of its 4 s in
@@ -318,16 +355,29 @@ class PacketSpace:
         collection off, at 10k and 50k rules and on TUM_Net).
         """
         old = self.bdd.configure(garbage_collection=False)["garbage_collection"]
+        outer = self._gc_budget, self._gc_next_look
         self._gc_budget = self._memory_in_use() + budget_bytes
+        self._gc_next_look = (_peak_rss() or 0) + GC_LOOK_STEP
         try:
             yield
         finally:
-            self._gc_budget = None
+            self._gc_budget, self._gc_next_look = outer
             self.bdd.configure(garbage_collection=old)
 
     def gc_checkpoint(self) -> None:
-        """Switch CUDD's collection back on if the deferred garbage has outgrown its budget."""
-        if self._gc_budget is not None and self._memory_in_use() > self._gc_budget:
+        """Switch CUDD's collection back on if the deferred garbage has outgrown its budget.
+
+        CUDD's own count of its memory costs milliseconds (it scans its tables), so it is only
+        read once the process's peak RSS has grown by ``GC_LOOK_STEP`` since the last look: cheap
+        enough to call every few hundred rules while compiling.
+        """
+        if self._gc_budget is None:
+            return
+        peak = _peak_rss()
+        if peak is not None and peak < self._gc_next_look:
+            return
+        self._gc_next_look = (peak or 0) + GC_LOOK_STEP
+        if self._memory_in_use() > self._gc_budget:
             self.bdd.configure(garbage_collection=True)
             self._gc_budget = None
 
@@ -518,6 +568,14 @@ class PacketSpace:
                 value >>= 96
             values[name] = value
         return Packet(**values)
+
+
+def _peak_rss() -> int | None:
+    """The process's peak resident set in bytes (Linux reports kilobytes, macOS bytes: there the
+    step is reached sooner, which costs time, never memory); None where unknown."""
+    if resource is None:  # pragma: no cover - Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _aligned_blocks(lo: int, hi: int, width: int) -> list[tuple[int, int]]:

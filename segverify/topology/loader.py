@@ -45,8 +45,10 @@ from ..model.topology import (
     Segment,
     Topology,
 )
-from .yamlnodes import Doc, compose_file, integer, mapping, scalar, sequence, string
+from .yamlnodes import NULL, Doc, compose_file, integer, mapping, scalar, sequence, string
 
+RULE_KEYS = ("id", "action", "from", "to", "src", "dst", "proto", "sport", "dport", "icmp-type", "icmp-code",
+             "name", "comment", "description")
 ACTIONS = {"allow": "allow", "permit": "allow", "accept": "allow", "deny": "deny", "drop": "deny",
            "reject": "deny", "discard": "deny"}
 
@@ -54,7 +56,11 @@ ACTIONS = {"allow": "allow", "permit": "allow", "accept": "allow", "deny": "deny
 def load_topology(path: str) -> Topology:
     with paused_gc():  # a million long-lived objects and no cycles: see model/gcpause.py
         doc, root = compose_file(path, path)
-        return _Loader(doc, path).load(root)
+        topo = _Loader(doc, path).load(root)
+        # Free the node tree while the collector still sleeps: its first pass after the pause
+        # scans every young object, and the tree is most of them (0.15 s at 10k rules).
+        del root
+    return topo
 
 
 class _Loader:
@@ -66,6 +72,11 @@ class _Loader:
         self.hosts: dict[str, Host] = {}
         self.segmap: SegmentMap | None = None
         self.inputs: list[str] = [path]
+        # Per-text results shared between rules (see ``_rule_addresses``).
+        self._addresses: dict[tuple[str, str], IntervalSet] = {}
+        self._port_sets: dict[tuple[str, str], IntervalSet] = {}
+        self._fields: dict[tuple[str, IntervalSet], FieldIn] = {}
+        self._iface_sets: dict[frozenset[str], frozenset[str]] = {}
 
     def ref(self, node: yaml.Node) -> SourceRef:
         return SourceRef(self.path, node.start_mark.line + 1)
@@ -305,44 +316,45 @@ class _Loader:
 
     def _rule(self, node: yaml.Node, index: int, ifaces: list[str]) -> Rule:
         d = self.doc
-        m = mapping(
-            d, node, "rule",
-            ("id", "action", "from", "to", "src", "dst", "proto", "sport", "dport", "icmp-type", "icmp-code",
-             "name", "comment", "description"),
-            required=("action",),
-        )
-        rid = string(d, m.get("id"), "rule id") if m.has("id") else f"#{index}"
-        action = self._action(m.get("action"))
-        in_ifaces = self._ifaces(m.get("from"), ifaces, "from") if m.has("from") else None
-        out_ifaces = self._ifaces(m.get("to"), ifaces, "to") if m.has("to") else None
+        m = mapping(d, node, "rule", RULE_KEYS, required=("action",))
+        get = m.get
+        id_node = get("id")
+        rid = string(d, id_node, "rule id") if id_node is not None else f"#{index}"
+        action = self._action(get("action"))
+        from_node, to_node = get("from"), get("to")
+        in_ifaces = self._ifaces(from_node, ifaces, "from") if from_node is not None else None
+        out_ifaces = self._ifaces(to_node, ifaces, "to") if to_node is not None else None
         parts: list[Expr] = []
-        for key, field in (("src", "src"), ("dst", "dst")):
-            if m.has(key):
-                ep = self.endpoints(m.get(key), key)
-                if ep.addresses != ALL_ADDRESSES:
-                    parts.append(FieldIn(field, ep.addresses))
-        protos = self._protos(m.get("proto")) if m.has("proto") else None
-        has_ports = m.has("sport") or m.has("dport")
+        for key in ("src", "dst"):
+            ep_node = get(key)
+            if ep_node is not None:
+                addresses = self._rule_addresses(ep_node, key)
+                if addresses is not ALL_ADDRESSES and addresses != ALL_ADDRESSES:
+                    parts.append(self._field_in(key, addresses))
+        proto_node = get("proto")
+        protos = self._protos(proto_node) if proto_node is not None else None
+        sport_node, dport_node = get("sport"), get("dport")
+        has_ports = sport_node is not None or dport_node is not None
         has_icmp = m.has("icmp-type") or m.has("icmp-code")
         if has_ports and has_icmp:
             raise self.err(node, "a rule cannot match both ports and ICMP type")
         if has_ports:
             if protos is not None and not protos.issubset(PORT_PROTOS):
-                raise self.err(m.get("proto"), "ports need proto tcp, udp or sctp")
+                raise self.err(proto_node, "ports need proto tcp, udp or sctp")
             protos = protos if protos is not None else PORT_PROTOS
-            for key in ("sport", "dport"):
-                if m.has(key):
-                    parts.append(FieldIn(key, self._ports(m.get(key), key)))
+            for key, port_node in (("sport", sport_node), ("dport", dport_node)):
+                if port_node is not None:
+                    parts.append(self._field_in(key, self._ports(port_node, key)))
         if has_icmp:
             if protos is not None and not protos.issubset(ICMP_PROTOS):
-                raise self.err(m.get("proto"), "icmp-type needs proto icmp or icmpv6")
+                raise self.err(proto_node, "icmp-type needs proto icmp or icmpv6")
             protos = protos if protos is not None else ICMP_PROTOS
             for key, field in (("icmp-type", "icmp_type"), ("icmp-code", "icmp_code")):
                 if m.has(key):
                     values = [integer(d, n, key, 0, 255) for n in sequence(d, m.get(key), key, allow_scalar=True)]
                     parts.append(FieldIn(field, IntervalSet.of(*values)))
         if protos is not None:
-            parts.insert(0, FieldIn("proto", protos))
+            parts.insert(0, self._field_in("proto", protos))
         match = all_of(*parts) if parts else TRUE
         if in_ifaces is not None and not in_ifaces or out_ifaces is not None and not out_ifaces:
             match = FALSE
@@ -352,6 +364,28 @@ class _Loader:
                 name = scalar(d, m.get(key), key)
                 break
         return Rule(rid, action, match, in_ifaces, out_ifaces, self.ref(node), name)
+
+    def _rule_addresses(self, node: yaml.Node, what: str) -> IntervalSet:
+        """``endpoints(node, what).addresses``, kept per text for a single name: rule files repeat
+        the same networks, and one shared set is hashed once and compared by identity later."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag == NULL:
+            return self.endpoints(node, what).addresses
+        key = (node.value, what)
+        hit = self._addresses.get(key)
+        if hit is None:
+            hit = self._addresses[key] = self.endpoints(node, what).addresses
+        else:
+            self.doc.visit(node)  # what ``endpoints`` counts: the list and the item
+            self.doc.visit(node)
+        return hit
+
+    def _field_in(self, field: str, values: IntervalSet) -> FieldIn:
+        """One shared FieldIn per (field, values): fewer objects for the collector to walk."""
+        key = (field, values)
+        hit = self._fields.get(key)
+        if hit is None:
+            hit = self._fields[key] = FieldIn(field, values)
+        return hit
 
     def _ifaces(self, node: yaml.Node | None, ifaces: list[str], what: str) -> frozenset[str] | None:
         names: set[str] = set()
@@ -363,7 +397,8 @@ class _Loader:
                 raise self.err(item, f"{what}: {text!r} is not an interface of this firewall "
                                      f"(interfaces: {', '.join(ifaces)})")
             names.add(text)
-        return frozenset(names)
+        frozen = frozenset(names)
+        return self._iface_sets.setdefault(frozen, frozen)  # shared: a rule set names few lists
 
     def _protos(self, node: yaml.Node | None) -> IntervalSet | None:
         values: list[int] = []
@@ -379,7 +414,19 @@ class _Loader:
                 raise self.err(item, f"proto must be tcp, udp, icmp, icmpv6, sctp, any or 0-255, not {text!r}")
         return IntervalSet.of(*values)
 
-    def _ports(self, node: yaml.Node | None, what: str) -> IntervalSet:
+    def _ports(self, node: yaml.Node, what: str) -> IntervalSet:
+        if isinstance(node, yaml.ScalarNode) and node.tag != NULL:  # one port or range: kept per text
+            key = (node.value, what)
+            hit = self._port_sets.get(key)
+            if hit is None:
+                hit = self._port_sets[key] = self._port_list(node, what)
+            else:
+                self.doc.visit(node)  # what ``_port_list`` counts: the list and the item
+                self.doc.visit(node)
+            return hit
+        return self._port_list(node, what)
+
+    def _port_list(self, node: yaml.Node | None, what: str) -> IntervalSet:
         ranges: list[tuple[int, int]] = []
         for item in sequence(self.doc, node, what, allow_scalar=True):
             ranges.append(self._port_range(item, scalar(self.doc, item, what), what))
