@@ -126,7 +126,11 @@ def test_corpus_is_hard(corpus: list[str]) -> None:
 @pytest.mark.parametrize("chunk", [CHUNK, 1 << 30])
 def test_cluster_equals_one_process(corpus: list[str], client, chunk: int) -> None:
     topo = load_topology(str(TOPOLOGY))
-    assert render_json(replay_cluster(topo, corpus, client, chunk=chunk, batch_size=500)) == one_process(corpus)
+    result = replay_cluster(topo, corpus, client, chunk=chunk, batch_size=500)
+    assert render_json(result) == one_process(corpus)
+    # every way of inspecting a part is used: from the harvest with spanning tuples read back by position
+    # (plain pcaps), and read again (the gzip file holds packets of flows that span files)
+    assert result.parts["harvest+positions"] > 0 and result.parts["reread"] > 0
 
 
 def test_fragments_across_files_are_rebuilt_as_one_process_does(tmp_path: Path, client) -> None:
@@ -153,9 +157,9 @@ def test_fragments_across_files_are_rebuilt_as_one_process_does(tmp_path: Path, 
 
 
 def test_parts_are_inspected_from_their_harvest(tmp_path: Path, client) -> None:
-    """Files that share no flow are inspected from what each read task harvested (no second read), and the
-    report is still the one-process report; cut into parts mid-flow, the parts holding packets of flows that
-    span parts are read again instead, with the same report."""
+    """Each part is inspected from what its read task harvested (no second read of the part), with the
+    one-process report: whole files; files cut mid-flow, whose spanning tuples' packets are read back from
+    their offsets; and gzip files (not cut), whose parts are inspected from their harvests too."""
     files = []
     for seed in (11, 12, 13):
         out = tmp_path / f"day-{seed}.pcap"
@@ -169,12 +173,19 @@ def test_parts_are_inspected_from_their_harvest(tmp_path: Path, client) -> None:
     topo = load_topology(str(TOPOLOGY))
     whole = replay_cluster(topo, files, client, batch_size=500)
     assert render_json(whole) == expected
-    assert whole.parts["read"] == len(files)
-    assert whole.parts["inspected_from_harvest"] == whole.parts["inspected"] > 0
+    assert whole.parts == {"read": len(files), "inspected": len(files), "harvest": len(files)}
+    # cut mid-flow: the spanning tuples' packets are read back by position, in a plain pcap
     cut = replay_cluster(topo, files, client, chunk=CHUNK, batch_size=500)
     assert render_json(cut) == expected
-    assert cut.parts["read"] > len(files)
-    assert cut.parts["inspected_from_harvest"] < cut.parts["inspected"]
+    assert cut.parts["read"] > len(files) and cut.parts.get("reread", 0) == 0
+    assert cut.parts.get("harvest+positions", 0) >= 2
+    # the same in gzip files: no offsets to read back from, parts holding spanning tuples are read again
+    zipped = []
+    for f in files[:2]:
+        zipped.append(write(Path(f + ".gz"), *records(Path(f)), compress=True))
+    mixed = [*zipped, *files[2:]]
+    cut = replay_cluster(topo, mixed, client, chunk=CHUNK, batch_size=500)
+    assert render_json(cut) == one_process(mixed)
 
 
 def test_spanning_parts(corpus: list[str]) -> None:

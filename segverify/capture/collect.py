@@ -505,6 +505,9 @@ class Harvest:
         self.usable = True
         self.packets = 0  # candidate packets taken
         self._started: dict[int, set[frozenset[Endpoint]]] = {6: set(), 17: set()}
+        # where every candidate TCP/UDP packet lies (pair hash, frame offset, captured length), quieted or not:
+        # a cluster part ships the packets of tuples that span parts from there (see :meth:`where`)
+        self._where: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def _plan(self, key: frozenset[Endpoint]) -> KeyPlan | None:
         plans = self._plans
@@ -566,6 +569,7 @@ class Harvest:
             return
         cand = p[rows]
         hashes = _pair_hash(cand)
+        self._where.append((hashes, cand["pos"].copy(), cand["caplen"].copy()))
         # in slices, so that what is learnt from one (a session's first bytes are in) spares the next
         for at in range(0, len(cand), HARVEST_SLICE):
             sub = cand[at : at + HARVEST_SLICE]
@@ -607,6 +611,18 @@ class Harvest:
         self.udp = {}
         self._plans = {}
         self._started = {6: set(), 17: set()}
+        self._where = []
+
+    def where(self, keys: Iterable[frozenset[Endpoint]]) -> tuple[np.ndarray, np.ndarray]:
+        """File offsets and captured lengths of every candidate packet (quieted ones too) whose endpoint pair
+        may be one of ``keys``, in file order (pair hashes: a collision adds a packet, never loses one)."""
+        wanted = np.array(sorted({_pair_hash_py(k) for k in keys}), dtype=np.uint64)
+        if not self._where or not len(wanted):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32)
+        hashes = np.concatenate([h for h, _, _ in self._where])
+        sel = np.isin(hashes, wanted)
+        return (np.concatenate([pos for _, pos, _ in self._where])[sel],
+                np.concatenate([n for _, _, n in self._where])[sel])  # fmt: skip
 
     def saw_any(self, tcp: set[frozenset[Endpoint]], udp: set[frozenset[Endpoint]]) -> bool:
         """Whether any packet of these endpoint pairs was taken (a cluster part uses this to tell whether it

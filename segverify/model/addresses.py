@@ -9,6 +9,7 @@ addresses would.
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
@@ -31,10 +32,15 @@ def addr_to_int(text: str) -> int:
     return int(ip) if ip.version == 4 else V6_BASE + int(ip)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def int_to_addr(value: int) -> str:
+    """An address of the unified space as text. Cached: a flow table names the same hosts over and over
+    (160k flows of the bench name a few thousand addresses), and ``ipaddress`` costs a microsecond each."""
     if value >= V6_BASE:
         return str(ipaddress.IPv6Address(value - V6_BASE))
-    return str(ipaddress.IPv4Address(value))
+    if not 0 <= value < V4_SIZE:
+        raise ValueError(f"not an address of the unified space: {value}")
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
 @dataclass(frozen=True, order=True)

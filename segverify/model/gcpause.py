@@ -11,7 +11,7 @@ lost by pausing; the collector is switched back on (if it was on) when the phase
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -25,3 +25,16 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def frozen_gc() -> Iterator[Callable[[], None]]:
+    """For a phase that builds large, long-lived structures while other code keeps making ordinary garbage
+    (a Dask client's event loop does): the collector stays on, and the phase calls the function it is given
+    (``gc.freeze``) once a large structure is built, so that later collections no longer walk it. Building
+    160k flow verdicts after 160k flows took 0.6 s of collections per 80k, against 0.03 s frozen. Frozen
+    objects are handed back to the collector when the phase ends."""
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()

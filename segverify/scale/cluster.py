@@ -19,16 +19,20 @@ file; a judge or inspect task that keeps failing is done by the client itself (s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import pickle
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..analysis.findings import Result, sha256_file
 from ..analysis.inspect import (
@@ -47,9 +51,10 @@ from ..capture.flows import Flow
 from ..capture.fragments import shared_pairs
 from ..capture.reader import DEFAULT_BATCH, Damage, PacketRecord, iter_batches
 from ..errors import InputError
+from ..model.gcpause import frozen_gc
 from ..model.topology import Topology
-from .partial import Counters, Pieces, batch_pieces, compact, concat, empty_pieces, merge
-from .parts import DEFAULT_CHUNK, Part, split, splittable, whole
+from .partial import Counters, FlowRows, Pieces, batch_pieces, compact, concat, empty_pieces, merge
+from .parts import DEFAULT_CHUNK, Part, plain_kind, split, splittable, whole
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -58,7 +63,6 @@ KILL_ENV = "SEGVERIFY_TEST_KILL_DIR"
 """Test hook: a directory; a read task exits its worker process the first time it runs on a part (and
 always fails on a part for which a file ``fail-PART`` exists there)."""
 RETRIES = 2
-JUDGE_SLICE = 4000
 
 Key = frozenset[tuple[int, int]]
 
@@ -69,7 +73,7 @@ class HashedResult(Result):
 
     hashes: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per round, for benchmarks
-    parts: dict[str, int] = field(default_factory=dict)  # parts read, inspected, and inspected without a re-read
+    parts: dict[str, int] = field(default_factory=dict)  # parts read, inspected, and how (see inspect_part)
 
     def input_hashes(self) -> list[tuple[str, str]]:
         rest = [p for p in self.inputs if p not in self.hashes]
@@ -184,6 +188,42 @@ def _judge(topo: Topology, token: str) -> Judge:
     return _JUDGES[token]
 
 
+def judge_and_inspect(topo: Topology, token: str, part: Part, flows: list[Flow] | FlowRows, ship_tcp: set[Key],
+                      ship_udp: set[Key], frag_pairs: set[frozenset[int]], run: str,
+                      ) -> tuple[list[tuple], list[tuple[int, ItemResult]], list[tuple | RawFragment],
+                                 dict[frozenset[int], str], str]:  # fmt: skip
+    """Round 2 on a worker: judge the flows that lie wholly in ``part`` and inspect those on channels (from
+    the part's harvest when this worker kept it: :func:`inspect_part`), in one task, so that a flow's verdict
+    and its inspection need no round trip through the client in between. Inspection results are keyed by
+    the flow's index in ``flows`` (flow objects, or the merged table's rows for them)."""
+    if isinstance(flows, FlowRows):
+        flows = flows.flows()
+    rows = judge_flows(topo, token, flows)
+    items = []
+    for k, (f, row) in enumerate(zip(flows, rows, strict=True)):
+        v, pl = _verdict(f, row)
+        if pl is not None:
+            items.append((k, v, pl[0], pl[1]))
+    got, shipped, losses, how = inspect_part(topo, token, part, items, ship_tcp, ship_udp, frag_pairs, run)
+    return rows, got, shipped, losses, how
+
+
+def _verdict(flow: Flow, row: tuple) -> tuple[FlowVerdict, tuple[int, str] | None]:
+    """A flow's verdict and inspection plan from its row of :func:`judge_flows`."""
+    a, b, verdict, notes, denied, no_path, pl = row
+    return FlowVerdict(flow, a, b, verdict, list(notes), denied, no_path), (tuple(pl) if pl is not None else None)
+
+
+def _group(local_part: np.ndarray, keep: np.ndarray) -> dict[int, list[int]]:
+    """Indices of the kept flows by the part that holds all their packets, in flow order."""
+    idx = np.flatnonzero(keep & (local_part >= 0))
+    parts = local_part[idx]
+    order = np.argsort(parts, kind="stable")
+    idx, parts = idx[order], parts[order]
+    cuts = np.flatnonzero(np.diff(parts)) + 1
+    return {int(g[0]): i.tolist() for g, i in zip(np.split(parts, cuts), np.split(idx, cuts), strict=True) if len(g)}
+
+
 def judge_flows(topo: Topology, token: str, flows: list[Flow]) -> list[tuple]:
     """Round 2 on a worker: verdict, rule check and inspection plan of each flow (compact tuples)."""
     judge = _judge(topo, token)
@@ -213,28 +253,35 @@ def _rkey(rec: PacketRecord) -> Key:
 def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, FlowVerdict, int, str]],
                  ship_tcp: set[Key], ship_udp: set[Key], frag_pairs: set[frozenset[int]] | None = None,
                  run: str = "") -> tuple[list[tuple[int, ItemResult]], list[tuple | RawFragment],
-                                         dict[frozenset[int], str], bool]:  # fmt: skip
+                                         dict[frozenset[int], str], str]:  # fmt: skip
     """Round 3 on a worker: inspect the flows whose 5-tuples lie in this part; return the packets of the
     tuples that span parts (only those) for the client to reassemble in global order, and the raw IP
-    fragments between ``frag_pairs`` (datagrams whose fragments lie in several parts); and whether the
-    part's harvest answered.
+    fragments between ``frag_pairs`` (datagrams whose fragments lie in several parts); and how the part was
+    inspected: "harvest", "harvest+positions" (the spanning tuples' packets read back by position) or "reread".
 
     The part's harvest, when this worker kept one (:func:`read_part`), answers without reading the part
     again: it holds, per endpoint pair, what a second read would collect. It cannot serve a part holding
-    packets of a tuple that spans parts (those are shipped raw), nor one with candidate IP fragments (the
-    harvest gave up); such a part is read again."""
+    packets of a tuple that spans parts in a pcapng or gzip file (those are shipped raw, and in a plain pcap
+    read back from their positions), nor one with candidate IP fragments (the harvest gave up); such a part is
+    read again."""
     channels = _judge(topo, token).channels
     work = [(v, channels[ci], what) for _, v, ci, what in items]
     tcp, udp, caps = wanted(work)
     harvest = _HARVESTS.pop((run, part_id(part)), None)
-    if harvest is not None and harvest.usable and not harvest.saw_any(ship_tcp, ship_udp):
+    shipped: list[tuple | RawFragment] = []
+    if harvest is not None and harvest.usable and harvest.saw_any(ship_tcp, ship_udp):
+        by_position = _ship_by_position(part, harvest, ship_tcp, ship_udp)
+        if by_position is None:
+            harvest = None  # not a plain pcap: read the part again
+        else:
+            shipped = by_position
+    if harvest is not None and harvest.usable:
         screen = {frozenset(((v.flow.src, v.flow.sport), (v.flow.dst, v.flow.dport))) for v, _, what in work
                   if what == "screen"}  # fmt: skip
         got = harvest.collected(tcp, udp, screen)
         done = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
                                                                                                  strict=True)]
-        return done, [], {}, True
-    shipped: list[tuple] = []
+        return done, shipped, {}, "harvest+positions" if shipped else "harvest"
     losses: dict[frozenset[int], str] = {}
     # the packets of tuples that span parts are all shipped: only tuples wholly in this part are quieted
     quiet_ok = first_bytes_only(work) - ship_tcp - ship_udp
@@ -254,7 +301,35 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
     got = collect_records(local(), caps, losses, quiet)
     results = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
                                                                                               strict=True)]
-    return results, shipped, losses, False
+    return results, shipped, losses, "reread"
+
+
+_RECORD16_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
+"""pcap magics (little-endian first; micro- and nanoseconds) whose records have the 16-byte header."""
+
+
+def _ship_by_position(part: Part, harvest: Harvest, ship_tcp: set[Key], ship_udp: set[Key]) -> list[tuple] | None:
+    """The packets of the tuples that span parts, read back from where the harvest saw them instead of reading
+    the whole part again: their records, after the file's own header, make a small pcap that the reader
+    decodes as it decoded them in place. Plain pcap only (a pcapng block needs its section's interfaces, a
+    gzip stream has no offsets to seek to): None otherwise, or when a record is not where it was."""
+    if plain_kind(part.path) != "pcap":
+        return None
+    positions, lengths = harvest.where(ship_tcp | ship_udp)
+    with open(part.path, "rb") as src, tempfile.NamedTemporaryFile(prefix="segverify-ship-", suffix=".pcap") as out:
+        header = src.read(24)
+        if header[:4] not in _RECORD16_MAGICS:
+            return None
+        little = header[:4] in _RECORD16_MAGICS[:2]
+        out.write(header)
+        for pos, n in zip(positions.tolist(), lengths.tolist(), strict=True):
+            rec = os.pread(src.fileno(), 16 + n, pos - 16)
+            if len(rec) != 16 + n or int.from_bytes(rec[8:12], "little" if little else "big") != n:
+                return None
+            out.write(rec)
+        out.flush()
+        return [_record(rec) for rec in candidates([(out.name, None)], ship_tcp, ship_udp, {})
+                if not isinstance(rec, RawFragment)]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- client side
@@ -263,15 +338,35 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
 @contextmanager
 def cluster_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
     """A client on ``scheduler``, or on a local cluster of ``workers`` processes (one thread each)."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
         with Client(scheduler) as client:
             yield client
         return
-    with LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:  # fmt: skip
+    # no work stealing: an inspect task is placed on the worker that keeps its part's harvest, and moved to an
+    # idle one it would read the part again (seconds) instead of waiting for the busy one
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ(),
+                          "distributed.scheduler.work-stealing": False}), \
+            LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:  # fmt: skip
         yield client
+
+
+def _worker_environ() -> dict[str, object]:
+    """Dask's environment for new worker processes, without its ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets it (64 KiB) so that idle workers give memory back to the system. Setting it also freezes glibc's
+    mmap threshold at 128 KiB, so every large buffer (the reader's blocks, the decoded batch arrays) is
+    mmapped and unmapped each time and its pages faulted in again: a part's read took 2x the CPU in a worker
+    (4.3-5.2 s against 2.1-2.5 s in a plain process, measured on the bench's 1M-packet captures). Workers of
+    a remote scheduler are started by their owner: see docs/scaling.md."""
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return env
 
 
 class _Progress:
@@ -322,6 +417,12 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
     """The replay of ``captures`` on the cluster behind ``client``: the one-process report, exactly.
 
     ``chunk`` is the largest part in bytes (default: :func:`part_size` for the cluster's workers)."""
+    with frozen_gc() as freeze:
+        return _replay_cluster(topo, captures, client, chunk, show_progress, batch_size, freeze)
+
+
+def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chunk: int | None,
+                    show_progress: bool, batch_size: int, freeze: Callable[[], None]) -> Result:
     from distributed import as_completed
 
     for path in captures:
@@ -351,8 +452,11 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
             meta[fut.key] = (kind, obj)
             return fut
 
+        # the inputs' digests are needed only by the report: hashing runs after every other task (low
+        # priority) and fills the time the workers would wait while the client merges and plans
+        hash_futures = [(path, client.submit(sha256_file, path, key=f"segverify-hash-{run}-{fidx}", retries=RETRIES,
+                                             pure=False, priority=-100)) for fidx, path in enumerate(captures)]
         for fidx, path in enumerate(captures):
-            futures.append(submit("hash", path, sha256_file, path))
             if splittable(path, chunk):
                 futures.append(submit("split", (fidx, path), split, fidx, path, chunk))
             else:
@@ -386,9 +490,7 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
                 fut.release()
                 continue
             fut.release()
-            if kind == "hash":
-                hashes[obj] = res
-            elif kind == "split":
+            if kind == "split":
                 parts_of[obj[0]] = len(res)
                 for part in res:
                     ac.add(submit("read", part, read_part, part, batch_size, topo, token, run))
@@ -419,88 +521,94 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         ordered = [results[k] for k in sorted(results)]
         merged = merge(concat([r.pieces for r in ordered]))
         flows = merged.flows
+        freeze()  # the flows live to the end: later collections need not walk them (model/gcpause.py)
         stats = {"packets": counters.packets, "non_ip_packets": counters.non_ip,
                  "unattributed_fragments": counters.unattributed_fragments}
 
         lap("merge")
-        # ---- round 2: judge
-        progress.stage(f"judging {len(flows):,} flows")
-        slices = [flows[i : i + JUDGE_SLICE] for i in range(0, len(flows), JUDGE_SLICE)]
-        jf = [client.submit(run_packed, pack(judge_flows, topo, token, s), key=f"segverify-judge-{run}-{i}",
-                            retries=RETRIES, pure=False) for i, s in enumerate(slices)]  # fmt: skip
-        verdicts: list[FlowVerdict] = []
-        plans: list[tuple[int, str] | None] = []
-        for s, fut in zip(slices, jf, strict=True):
-            try:
-                rows = pickle.loads(fut.result())
-            except Exception:  # noqa: BLE001 - the client judges the slice itself
-                rows = judge_flows(topo, token, s)
-            fut.release()
-            for f, (a, b, verdict, notes, denied, no_path, pl) in zip(s, rows, strict=True):
-                verdicts.append(FlowVerdict(f, a, b, verdict, list(notes), denied, no_path))
-                plans.append(tuple(pl) if pl is not None else None)  # type: ignore[arg-type]
-
-        lap("judge")
-        # ---- round 3: inspect
-        progress.stage("inspecting channel flows")
+        # ---- round 2: judge and inspect, part by part
+        progress.stage(f"judging {len(flows):,} flows and inspecting channel flows")
         channels = judge.channels
-        work = []
-        by_part: dict[int, list[tuple[int, FlowVerdict, int, str]]] = {}
-        spanning: list[int] = []
+        _JUDGES.setdefault(token, judge)
         # datagrams whose fragments lie in several parts: the flows between their addresses are inspected
         # here, from every part's packets and raw fragments in global order, as one process reads them
         straddling = shared_pairs([r.counters.fragments for r in ordered])
+        local_part = merged.local_part
+        # The client judges the few flows it inspects itself (their tuple spans parts, or a datagram of their
+        # addresses does): which tuples every part must ship depends on them. Every other flow is judged, and
+        # inspected if it is on a channel, by the task of the one part that holds all its packets.
+        own = [i for i in range(len(flows)) if local_part[i] < 0
+               or (straddling and frozenset((flows[i].src, flows[i].dst)) in straddling)]  # fmt: skip
+        verdicts: list[FlowVerdict | None] = [None] * len(flows)
+        plans: list[tuple[int, str] | None] = [None] * len(flows)
+        for i, row in zip(own, judge_flows(topo, token, [flows[i] for i in own]), strict=True):
+            verdicts[i], plans[i] = _verdict(flows[i], row)
         ship_tcp: set[Key] = set()
         ship_udp: set[Key] = set()
-        for i, (v, pl) in enumerate(zip(verdicts, plans, strict=True)):
-            if pl is None:
-                continue
-            w = len(work)
-            work.append((v, channels[pl[0]], pl[1]))
-            lp = int(merged.local_part[i])
-            if lp >= 0 and frozenset((v.flow.src, v.flow.dst)) not in straddling:
-                by_part.setdefault(lp, []).append((w, v, pl[0], pl[1]))
-            else:
-                spanning.append(w)
-                key = frozenset(((v.flow.src, v.flow.sport), (v.flow.dst, v.flow.dport)))
-                if v.flow.proto == 6:
+        for i in own:
+            if plans[i] is not None:
+                f = flows[i]
+                key = frozenset(((f.src, f.sport), (f.dst, f.dport)))
+                if f.proto == 6:
                     ship_tcp.add(key)
-                elif v.flow.proto == 17:
+                elif f.proto == 17:
                     ship_udp.add(key)
-        frag_pairs = {frozenset((work[w][0].flow.src, work[w][0].flow.dst)) for w in spanning} & straddling
-        item_results: dict[int, ItemResult] = {}
+        frag_pairs = {frozenset((flows[i].src, flows[i].dst)) for i in own if plans[i] is not None} & straddling
+        mine = np.ones(len(flows), dtype=bool)
+        mine[own] = False
+        by_part = _group(local_part, mine)
+        item_by_flow: dict[int, ItemResult] = {}
         shipped: dict[tuple[int, int], list[tuple | RawFragment]] = {}
         losses: dict[frozenset[int], str] = {}
         lost_by_part: dict[tuple[int, int], dict[frozenset[int], str]] = {}
         tasks = []
-        harvested = 0
+        inspected_how: dict[str, int] = {}
         # largest parts first, so that no worker is left with the long ones at the end (results are put
         # together by part, in order, whatever order the tasks ran in)
         for r in sorted(ordered, key=lambda r: -r.part.size):
-            pid = part_id(r.part)
-            items = by_part.get(pid, [])
-            if items or ship_tcp or ship_udp:
+            idx = by_part.get(part_id(r.part), [])
+            if idx or ship_tcp or ship_udp:
+                part_flows = merged.table.take(idx) if merged.table is not None else [flows[i] for i in idx]
                 # on the worker that read the part, which kept its harvest (anywhere else, it is read again)
                 where = {"workers": [r.worker], "allow_other_workers": True} if r.worker else {}
-                fut = client.submit(run_packed, pack(inspect_part, topo, token, r.part, items, ship_tcp, ship_udp,
-                                                     frag_pairs, run),
-                                    key=f"segverify-inspect-{run}-{r.part.name}", retries=RETRIES, pure=False,
+                fut = client.submit(run_packed, pack(judge_and_inspect, topo, token, r.part, part_flows, ship_tcp,
+                                                     ship_udp, frag_pairs, run),
+                                    key=f"segverify-part-{run}-{r.part.name}", retries=RETRIES, pure=False,
                                     **where)  # fmt: skip
-                tasks.append((r.part, items, fut))
-        for part, items, fut in tasks:
+                tasks.append((r.part, idx, part_flows, fut))
+        for part, idx, part_flows, fut in tasks:
             try:
-                got, recs, lost, from_harvest = pickle.loads(fut.result())
-            except Exception:  # noqa: BLE001 - the client inspects the part itself
-                got, recs, lost, from_harvest = inspect_part(topo, token, part, items, ship_tcp, ship_udp,
-                                                             frag_pairs, run)  # fmt: skip
+                rows, got, recs, lost, how = pickle.loads(fut.result())
+            except Exception:  # noqa: BLE001 - the client does the part itself
+                rows, got, recs, lost, how = judge_and_inspect(topo, token, part, part_flows, ship_tcp, ship_udp,
+                                                               frag_pairs, run)  # fmt: skip
             fut.release()
-            harvested += from_harvest
-            item_results.update(got)
+            for i, row in zip(idx, rows, strict=True):
+                verdicts[i], plans[i] = _verdict(flows[i], row)
+            for k, res in got:
+                item_by_flow[idx[k]] = res
+            inspected_how[how] = inspected_how.get(how, 0) + 1
             shipped[(part.fidx, part.seq)] = recs
             lost_by_part[(part.fidx, part.seq)] = lost
+            freeze()  # this part's verdicts
+        lap("judge")
         for k in sorted(lost_by_part):  # in part order, whatever order the tasks finished in
             for pair, why in lost_by_part[k].items():
                 losses.setdefault(pair, why)
+        work = []
+        item_results: dict[int, ItemResult] = {}
+        spanning: list[int] = []
+        for i, pl in enumerate(plans):
+            if pl is None:
+                continue
+            v = verdicts[i]
+            assert v is not None
+            w = len(work)
+            work.append((v, channels[pl[0]], pl[1]))
+            if i in item_by_flow:
+                item_results[w] = item_by_flow[i]
+            else:
+                spanning.append(w)
         if spanning:
             sub = [work[w] for w in spanning]
             _, _, caps = wanted(sub)
@@ -517,10 +625,14 @@ def replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chun
         result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, more,
                           result_type=HashedResult)
         assert isinstance(result, HashedResult)
+        for path, fut in hash_futures:
+            with contextlib.suppress(Exception):  # what the cluster could not hash, the report hashes itself
+                hashes[path] = fut.result()
+            fut.release()
         result.hashes = hashes
         lap("report")
         result.timings = timings
-        result.parts = {"read": len(ordered), "inspected": len(tasks), "inspected_from_harvest": harvested}
+        result.parts = {"read": len(ordered), "inspected": len(tasks), **inspected_how}
         return result
     finally:
         progress.close()
