@@ -537,8 +537,9 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         # The client judges the few flows it inspects itself (their tuple spans parts, or a datagram of their
         # addresses does): which tuples every part must ship depends on them. Every other flow is judged, and
         # inspected if it is on a channel, by the task of the one part that holds all its packets.
-        own = [i for i in range(len(flows)) if local_part[i] < 0
-               or (straddling and frozenset((flows[i].src, flows[i].dst)) in straddling)]  # fmt: skip
+        own = np.flatnonzero(local_part < 0).tolist()
+        if straddling:
+            own = sorted({*own, *(i for i, f in enumerate(flows) if frozenset((f.src, f.dst)) in straddling)})
         verdicts: list[FlowVerdict | None] = [None] * len(flows)
         plans: list[tuple[int, str] | None] = [None] * len(flows)
         for i, row in zip(own, judge_flows(topo, token, [flows[i] for i in own]), strict=True):
