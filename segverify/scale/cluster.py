@@ -1,20 +1,20 @@
 """``segverify replay`` on a Dask cluster: the same report as one process, from many.
 
-Three rounds, each a set of independent tasks (retried when a worker fails or dies):
+Two rounds, each a set of independent tasks (retried when a worker fails or dies):
 
-1. **read** — every part (a file, or a stretch of a large pcap or pcapng; :mod:`.parts`) becomes a compact
-   table of flow pieces (:mod:`.partial`), its damage and counters; large plain pcaps and pcapngs are first
-   cut at verified record (block) boundaries by a task of their own, and every input is hashed for the
-   report on a worker.
-   The client merges the pieces into the one-pass flow table (numpy, a few arrays per part).
-2. **judge** — the flows, in slices, are judged by workers that build their own :class:`Judge` from the
-   topology (CUDD diagrams cannot be pickled): verdict, rule check, and which channel inspects the flow.
-3. **inspect** — a flow whose 5-tuple lies in one part is reassembled and inspected by a task on that
-   part; the packets of the few tuples that span parts are shipped (payload of those flows only) and
-   reassembled by the client in global order. Per-flow results are put together in flow order.
+1. **read** — every part (a file, or a stretch of a large pcap or pcapng; :mod:`.parts`; files are cut
+   only when too few to keep the workers busy) becomes a compact table of flow pieces (:mod:`.partial`),
+   its damage and counters; during the same read its candidate channel packets are harvested and kept on
+   the worker. Every input is hashed for the report on a worker, at low priority. The client merges the
+   pieces into the one-pass flow table (numpy, a few arrays per part).
+2. **judge and inspect** — the flows that lie wholly in a part are judged (workers build their own
+   :class:`Judge` from the topology: CUDD diagrams cannot be pickled), and those on channels inspected from
+   the part's harvest, by one task placed on the worker that read the part. The few flows whose tuple spans
+   parts are judged by the client; every part ships their packets (read back by offset where it can), and
+   the client reassembles them in global order. Per-flow results are put together in flow order.
 
 A part that cannot be read on the cluster after its retries makes the result ``incomplete`` naming the
-file; a judge or inspect task that keeps failing is done by the client itself (same code, same result).
+file; a judge-and-inspect task that keeps failing is done by the client itself (same code, same result).
 """
 
 from __future__ import annotations
@@ -520,14 +520,13 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         progress.stage("merging")
         ordered = [results[k] for k in sorted(results)]
         merged = merge(concat([r.pieces for r in ordered]))
-        flows = merged.flows
-        freeze()  # the flows live to the end: later collections need not walk them (model/gcpause.py)
+        n_flows = len(merged.local_part)
         stats = {"packets": counters.packets, "non_ip_packets": counters.non_ip,
                  "unattributed_fragments": counters.unattributed_fragments}
 
         lap("merge")
         # ---- round 2: judge and inspect, part by part
-        progress.stage(f"judging {len(flows):,} flows and inspecting channel flows")
+        progress.stage(f"judging {n_flows:,} flows and inspecting channel flows")
         channels = judge.channels
         _JUDGES.setdefault(token, judge)
         # datagrams whose fragments lie in several parts: the flows between their addresses are inspected
@@ -538,24 +537,25 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         # addresses does): which tuples every part must ship depends on them. Every other flow is judged, and
         # inspected if it is on a channel, by the task of the one part that holds all its packets.
         own = np.flatnonzero(local_part < 0).tolist()
-        if straddling:
-            own = sorted({*own, *(i for i, f in enumerate(flows) if frozenset((f.src, f.dst)) in straddling)})
-        verdicts: list[FlowVerdict | None] = [None] * len(flows)
-        plans: list[tuple[int, str] | None] = [None] * len(flows)
-        for i, row in zip(own, judge_flows(topo, token, [flows[i] for i in own]), strict=True):
-            verdicts[i], plans[i] = _verdict(flows[i], row)
+        if straddling:  # rare: the flow objects are needed now
+            own = sorted({*own, *(i for i, f in enumerate(merged.flows) if frozenset((f.src, f.dst)) in straddling)})
+        own_flows = dict(zip(own, merged.table.take(own).flows(), strict=True))
+        verdicts: list[FlowVerdict | None] = [None] * n_flows
+        plans: list[tuple[int, str] | None] = [None] * n_flows
+        for i, row in zip(own, judge_flows(topo, token, list(own_flows.values())), strict=True):
+            verdicts[i], plans[i] = _verdict(own_flows[i], row)
         ship_tcp: set[Key] = set()
         ship_udp: set[Key] = set()
         for i in own:
             if plans[i] is not None:
-                f = flows[i]
+                f = own_flows[i]
                 key = frozenset(((f.src, f.sport), (f.dst, f.dport)))
                 if f.proto == 6:
                     ship_tcp.add(key)
                 elif f.proto == 17:
                     ship_udp.add(key)
-        frag_pairs = {frozenset((flows[i].src, flows[i].dst)) for i in own if plans[i] is not None} & straddling
-        mine = np.ones(len(flows), dtype=bool)
+        frag_pairs = {frozenset((own_flows[i].src, own_flows[i].dst)) for i in own if plans[i] is not None} & straddling
+        mine = np.ones(n_flows, dtype=bool)
         mine[own] = False
         by_part = _group(local_part, mine)
         item_by_flow: dict[int, ItemResult] = {}
@@ -569,7 +569,7 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         for r in sorted(ordered, key=lambda r: -r.part.size):
             idx = by_part.get(part_id(r.part), [])
             if idx or ship_tcp or ship_udp:
-                part_flows = merged.table.take(idx) if merged.table is not None else [flows[i] for i in idx]
+                part_flows = merged.table.take(idx)
                 # on the worker that read the part, which kept its harvest (anywhere else, it is read again)
                 where = {"workers": [r.worker], "allow_other_workers": True} if r.worker else {}
                 fut = client.submit(run_packed, pack(judge_and_inspect, topo, token, r.part, part_flows, ship_tcp,
@@ -577,6 +577,9 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
                                     key=f"segverify-part-{run}-{r.part.name}", retries=RETRIES, pure=False,
                                     **where)  # fmt: skip
                 tasks.append((r.part, idx, part_flows, fut))
+        # the flow objects, built while the workers judge (the tasks got the same flows as table rows)
+        flows = merged.flows
+        freeze()  # the flows live to the end: later collections need not walk them (model/gcpause.py)
         for part, idx, part_flows, fut in tasks:
             try:
                 rows, got, recs, lost, how = pickle.loads(fut.result())

@@ -211,9 +211,17 @@ class Merged:
     """The merged flow table: flows in the one-pass order, and for each flow the part holding every
     packet of its 5-tuple, or -1 when the tuple spans parts."""
 
-    flows: list[Flow]
     local_part: np.ndarray
-    table: FlowRows | None = None  # the same flows as columns, to ship to workers (see FlowRows)
+    table: FlowRows  # the flows as columns: what is shipped to workers, and what ``flows`` is built from
+    _flows: list[Flow] | None = None
+
+    @property
+    def flows(self) -> list[Flow]:
+        """The flow objects, built on first use (the cluster client ships ``table`` rows first and builds
+        these while the workers judge)."""
+        if self._flows is None:
+            self._flows = self.table.flows()
+        return self._flows
 
 
 @dataclass
@@ -238,7 +246,7 @@ def merge(pc: Pieces) -> Merged:
     """Merge the pieces of all parts into flows exactly as one :class:`FlowBuilder` pass over the files
     in order would have built them (same flows, fields and order)."""
     if len(pc) == 0:
-        return Merged([], np.zeros(0, np.int64))
+        return Merged(np.zeros(0, np.int64), FlowRows(np.zeros(0, dtype=KEY_DTYPE), {}, []))
     order, kstart = _key_groups(pc)
     c = {k: pc.cols[k][order] for k in ("has_syn", "seq", "ev", "part")}
     n = len(order)
@@ -297,4 +305,4 @@ def merge(pc: Pieces) -> Merged:
     vlan = cols["vlan"].tolist()
     vlans = [tuple(sorted(v for v in {vl, *extra[i]} if v >= 0)) if i in extra else ((vl,) if vl >= 0 else ())
              for i, vl in enumerate(vlan)]  # fmt: skip
-    return Merged(flows_from_table(keys, cols, vlans), flocal[fo].astype(np.int64), FlowRows(keys, cols, vlans))
+    return Merged(flocal[fo].astype(np.int64), FlowRows(keys, cols, vlans))
