@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -58,7 +59,23 @@ def run(action: Callable[[], Result], fmt: str, output: str | None, lang: str) -
     except OSError as exc:
         click.echo(f"segverify: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
         sys.exit(2)
-    sys.exit(result.exit_code)
+    finish(result.exit_code)
+
+
+_SKIP_TEARDOWN = False
+"""Set by the console entry point (:func:`entry`), not when ``main`` runs inside another program (tests)."""
+
+
+def finish(code: int) -> None:
+    """Exit with ``code`` once the report is out. From the console, without Python's teardown: it frees the
+    run's objects one by one (0.7 s after a replay of 159k flows) when nothing is left to do but flush stdout
+    and stderr. Inside another program, the ordinary ``SystemExit``."""
+    if not _SKIP_TEARDOWN:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (``| head``): not wanted whole
+            stream.flush()
+    os._exit(code)
 
 
 def common(fn: Callable) -> Callable:
@@ -198,5 +215,12 @@ from .cli_report import report as _report_command  # noqa: E402
 main.add_command(_report_command)
 
 
-if __name__ == "__main__":  # pragma: no cover
+def entry() -> None:
+    """The ``segverify`` console command."""
+    global _SKIP_TEARDOWN
+    _SKIP_TEARDOWN = True
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()
