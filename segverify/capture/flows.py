@@ -210,33 +210,9 @@ class FlowBuilder:
 
     def _add(self, p: np.ndarray) -> None:
         n = len(p)
-        u64 = np.uint64
         fam = p["family"]
-        all4 = bool((fam == 4).all())
-        if all4:
-            slo = p["src4"].astype(u64)
-            dlo = p["dst4"].astype(u64)
-            shi = dhi = None
-        else:
-            v4 = fam == 4
-            shi = np.where(v4, u64(0), p["src6hi"])
-            slo = np.where(v4, p["src4"].astype(u64), p["src6lo"])
-            dhi = np.where(v4, u64(0), p["dst6hi"])
-            dlo = np.where(v4, p["dst4"].astype(u64), p["dst6lo"])
-        sp = p["sport"].astype(u64)
-        dp = p["dport"].astype(u64)
-        # side 1: the sender is the higher (address, port) endpoint of the key
-        lo_gt = (slo > dlo) | ((slo == dlo) & (sp > dp))
-        if all4:
-            side = lo_gt
-            cols = [np.where(side, dlo, slo), np.where(side, slo, dlo)]
-        else:
-            side = (shi > dhi) | ((shi == dhi) & lo_gt)
-            cols = [np.where(side, dhi, shi), np.where(side, dlo, slo), np.where(side, shi, dhi),
-                    np.where(side, slo, dlo)]  # fmt: skip
-        lport = np.where(side, dp, sp)
-        hport = np.where(side, sp, dp)
-        small = (lport << u64(32)) | (hport << u64(16)) | (p["proto"].astype(u64) << u64(8)) | fam.astype(u64)
+        side, cols, lport, hport, small = key_columns(p, compact=True)
+        all4 = len(cols) == 2
         cols.append(small)
         perm, starts, inv = _group(cols)
         first = perm[starts]
@@ -297,7 +273,7 @@ class FlowBuilder:
         if gen is not None:
             # Refine the groups to (key, generation); generations after 0 are new flows.
             refined = inv * (int(gen.max()) + 1) + gen
-            perm, starts, inv = _group([refined.astype(u64)])
+            perm, starts, inv = _group([refined.astype(np.uint64)])
             first = perm[starts]
             gkey = refined[first] // (int(gen.max()) + 1)
             ggen = gen[first]
@@ -384,6 +360,40 @@ class FlowBuilder:
             for i, vl in zip(order.tolist(), vlan, strict=True)
         ]
         return flows_from_table(keys, c, vlans)
+
+
+def key_columns(p: np.ndarray, compact: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray,
+                                                                np.ndarray, np.ndarray]:  # fmt: skip
+    """Every packet's bidirectional flow key, in the one orientation the flow table and the cluster's pieces
+    share: ``side`` (1: the sender is the higher (address, port) endpoint), the key's address columns (low
+    endpoint's high and low 64 bits, then the high endpoint's; with ``compact`` and only IPv4 packets, just
+    the two low halves), its low and high ports, and ports, protocol and family packed in one column."""
+    u64 = np.uint64
+    fam = p["family"]
+    if compact and bool((fam == 4).all()):
+        slo = p["src4"].astype(u64)
+        dlo = p["dst4"].astype(u64)
+        shi = dhi = None
+    else:
+        v4 = fam == 4
+        shi = np.where(v4, u64(0), p["src6hi"])
+        slo = np.where(v4, p["src4"].astype(u64), p["src6lo"])
+        dhi = np.where(v4, u64(0), p["dst6hi"])
+        dlo = np.where(v4, p["dst4"].astype(u64), p["dst6lo"])
+    sp = p["sport"].astype(u64)
+    dp = p["dport"].astype(u64)
+    lo_gt = (slo > dlo) | ((slo == dlo) & (sp > dp))
+    if shi is None or dhi is None:
+        side = lo_gt
+        cols = [np.where(side, dlo, slo), np.where(side, slo, dlo)]
+    else:
+        side = (shi > dhi) | ((shi == dhi) & lo_gt)
+        cols = [np.where(side, dhi, shi), np.where(side, dlo, slo), np.where(side, shi, dhi),
+                np.where(side, slo, dlo)]  # fmt: skip
+    lport = np.where(side, dp, sp)
+    hport = np.where(side, sp, dp)
+    small = (lport << u64(32)) | (hport << u64(16)) | (p["proto"].astype(u64) << u64(8)) | fam.astype(u64)
+    return side, cols, lport, hport, small
 
 
 def flows_from_table(keys: np.ndarray, c: dict[str, np.ndarray], vlans: list[tuple[int, ...]]) -> list[Flow]:

@@ -36,6 +36,7 @@ from ..capture.flows import (
     _group,
     flow_packets,
     flows_from_table,
+    key_columns,
 )
 from ..capture.reader import Batch
 
@@ -78,22 +79,8 @@ def batch_pieces(batch: Batch | np.ndarray, counters: Counters, fidx: int = 0, p
     p = flow_packets(batch, counters)
     if len(p) == 0:
         return empty_pieces()
-    u64 = np.uint64
-    fam = p["family"]
-    v4 = fam == 4
-    shi = np.where(v4, u64(0), p["src6hi"])
-    slo = np.where(v4, p["src4"].astype(u64), p["src6lo"])
-    dhi = np.where(v4, u64(0), p["dst6hi"])
-    dlo = np.where(v4, p["dst4"].astype(u64), p["dst6lo"])
-    sp = p["sport"].astype(u64)
-    dp = p["dport"].astype(u64)
-    lo_gt = (slo > dlo) | ((slo == dlo) & (sp > dp))
-    side = (shi > dhi) | ((shi == dhi) & lo_gt)  # side 1: the sender is the higher endpoint of the key
-    lport = np.where(side, dp, sp)
-    hport = np.where(side, sp, dp)
-    small = (lport << u64(32)) | (hport << u64(16)) | (p["proto"].astype(u64) << u64(8)) | fam.astype(u64)
-    cols = [np.where(side, dhi, shi), np.where(side, dlo, slo), np.where(side, shi, dhi),
-            np.where(side, slo, dlo), small]  # fmt: skip
+    side, cols, _lport, _hport, small = key_columns(p)  # the flow table's own orientation
+    cols.append(small)
     perm, starts, _inv = _group(cols)
 
     flags = p["tcp_flags"].astype(np.uint32)
