@@ -114,12 +114,12 @@ from ..model.rules import (
     And,
     Expr,
     FieldIn,
-    Not,
     Rule,
     RuleSet,
     SourceRef,
     all_of,
     any_of,
+    not_of,
 )
 
 MAX_BYTES = 64 << 20  # a backup is a few MB; refuse anything absurd before reading it
@@ -1726,7 +1726,7 @@ class _ScopeReader:
         svc_negate = self.flag(entry, "service-negate")
         svc_lo, svc_up = _atoms_expr(svc.lower), _atoms_expr(svc.upper)
         if svc_negate:
-            svc_lo, svc_up = _not(svc_up), _not(svc_lo)
+            svc_lo, svc_up = not_of(svc_up), not_of(svc_lo)
         reasons.extend(svc.reasons)
         lows: list[Expr] = []
         ups: list[Expr] = []
@@ -1868,16 +1868,6 @@ class _ScopeReader:
             out.append(Rule(self.rule_id(f"intrazone:{zone.name}"), "allow", TRUE, names, names,
                             SourceRef(self.path, line), zone.description, approx))
         return out
-
-
-def _not(expr: Expr) -> Expr:
-    if expr == TRUE:
-        return FALSE
-    if expr == FALSE:
-        return TRUE
-    if isinstance(expr, Not):
-        return expr.part
-    return Not(expr)
 
 
 def _approximation(reasons: Sequence[str]) -> str | None:

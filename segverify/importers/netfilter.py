@@ -25,6 +25,7 @@ from ..model.rules import (
     Not,
     Or,
     full_domain,
+    not_of,
 )
 
 _INF = math.inf
@@ -99,13 +100,7 @@ def any_of_i(parts: Iterable[IExpr]) -> IExpr:
 
 
 def not_i(p: IExpr) -> IExpr:
-    if p == TRUE:
-        return FALSE
-    if p == FALSE:
-        return TRUE
-    if isinstance(p, Not):
-        return p.part
-    return Not(p)  # type: ignore[arg-type]
+    return not_of(p)  # type: ignore[arg-type]
 
 
 # --- vocabulary --------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ from ..model.rules import (
     SourceRef,
     all_of,
     any_of,
+    not_of,
 )
 
 MAX_FILE_BYTES = 32 << 20
@@ -243,16 +244,6 @@ def _reasons(parts: Iterable[_M | _Set]) -> tuple[str, ...]:
     for p in parts:
         out.extend(r for r in p.reasons if r not in out)
     return tuple(out)
-
-
-def _not(expr: Expr) -> Expr:
-    if expr == TRUE:
-        return FALSE
-    if expr == FALSE:
-        return TRUE
-    if isinstance(expr, Not):
-        return expr.part
-    return Not(expr)
 
 
 @dataclass(frozen=True)
@@ -1071,7 +1062,7 @@ class _Builder:
             if isinstance(expr, FieldIn):
                 return expr
             if isinstance(expr, Not):
-                return _not(walk(expr.part, "lower" if bound == "upper" else "upper"))
+                return not_of(walk(expr.part, "lower" if bound == "upper" else "upper"))
             assert isinstance(expr, (And, Or))
             parts_ = tuple(walk(p, bound) for p in expr.parts)
             return all_of(*parts_) if isinstance(expr, And) else any_of(*parts_)

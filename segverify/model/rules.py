@@ -103,6 +103,17 @@ def any_of(*parts: Expr) -> Expr:
     return kept[0] if len(kept) == 1 else Or(kept)
 
 
+def not_of(p: Expr) -> Expr:
+    """Negation that folds constants and double negation, so simple rules stay simple."""
+    if _is_true(p):
+        return FALSE
+    if _is_false(p):
+        return TRUE
+    if isinstance(p, Not):
+        return p.part
+    return Not(p)
+
+
 def describe(expr: Expr) -> str:
     """A match in words an engineer reads at a glance: ``tcp dst 10.3.0.10 dport 3389``."""
     from .addresses import describe_addresses
