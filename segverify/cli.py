@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -49,16 +49,24 @@ def emit(result: Result, fmt: str, output: str | None, lang: str) -> None:
         sys.stdout.write(data)
 
 
-def run(action: Callable[[], Result], fmt: str, output: str | None, lang: str) -> None:
+@contextlib.contextmanager
+def bad_input_exits(path: str = "") -> Iterator[None]:
+    """Bad input as the contract says: one line naming the file (``path`` when the error names none), exit
+    status 2, no traceback."""
     try:
-        result = action()
-        emit(result, fmt, output, lang)
+        yield
     except InputError as exc:
         click.echo(f"segverify: error: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:
-        click.echo(f"segverify: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        click.echo(f"segverify: error: {exc.filename or path}: {exc.strerror or exc}", err=True)
         sys.exit(2)
+
+
+def run(action: Callable[[], Result], fmt: str, output: str | None, lang: str) -> None:
+    with bad_input_exits():
+        result = action()
+        emit(result, fmt, output, lang)
     finish(result.exit_code)
 
 

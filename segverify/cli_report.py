@@ -11,8 +11,6 @@ import sys
 
 import click
 
-from .errors import InputError
-
 
 @click.command("report")
 @click.argument("topology", type=click.Path(dir_okay=False))
@@ -28,11 +26,12 @@ def report(topology: str, captures: tuple[str, ...], output: str, lang: str) -> 
     from .analysis.check import check as run_check
     from .analysis.drawing import describe_topology
     from .analysis.findings import Result
+    from .cli import bad_input_exits, finish
     from .report.bundle import write_bundle
     from .topology.loader import load_topology
 
     command_line = ["segverify", "report", topology, *captures, "-o", output, "--lang", lang]
-    try:
+    with bad_input_exits(output):
         topo = load_topology(topology)
         ctx = build_context(topo)  # compiled once, for check and replay's judge alike
         results: list[Result] = [run_check(topo, ctx)]
@@ -42,11 +41,5 @@ def report(topology: str, captures: tuple[str, ...], output: str, lang: str) -> 
             results.append(run_replay(topo, list(captures), show_progress=sys.stderr.isatty(), ctx=ctx))
         drawing = describe_topology(topo, [f for r in results for f in r.findings])
         bundle = write_bundle(output, results, drawing, lang, command_line)
-    except InputError as exc:
-        click.echo(f"segverify: error: {exc}", err=True)
-        sys.exit(2)
-    except OSError as exc:
-        click.echo(f"segverify: error: {exc.filename or output}: {exc.strerror or exc}", err=True)
-        sys.exit(2)
     click.echo(f"segverify report: {bundle.status}: {output}", err=True)
-    sys.exit(bundle.exit_code)
+    finish(bundle.exit_code)
