@@ -138,13 +138,18 @@ def wanted(work: Work) -> tuple[set[frozenset[tuple[int, int]]], set[frozenset[t
     """The endpoint pairs to collect (TCP, UDP) and the reassembly limits of each."""
     tcp = {_key(v) for v, _, _ in work if v.flow.proto == 6}
     udp = {_key(v) for v, _, _ in work if v.flow.proto == 17}
-    screen = {_key(v) for v, _, what in work if what == "screen"}
+    screen = screen_pairs(work)
 
     def caps(key: frozenset[tuple[int, int]]) -> dict[str, int | bool]:
         # a recogniser reads the first bytes only: keep no more of a screen-transfer session
         return SCREEN_CAPS if key in screen else {}
 
     return tcp, udp, caps
+
+
+def screen_pairs(work: Work) -> set[frozenset[tuple[int, int]]]:
+    """Endpoint pairs reassembled with the screen-transfer limits: those with a screen-transfer flow."""
+    return {_key(v) for v, _, what in work if what == "screen"}
 
 
 def first_bytes_only(work: Work) -> set[frozenset[tuple[int, int]]]:
@@ -172,7 +177,7 @@ def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequ
         return Inspection()
     tcp, udp, caps = wanted(work)
     if harvest is not None and harvest.usable:
-        got = harvest.collected(tcp, udp, {_key(v) for v, _, what in work if what == "screen"})
+        got = harvest.collected(tcp, udp, screen_pairs(work))
     else:
         got = collect(captures, tcp, udp, caps_for=caps, first_bytes_only=first_bytes_only(work),
                       prefix=MAX_FIRST_BYTES)

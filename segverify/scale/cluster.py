@@ -43,18 +43,19 @@ from ..analysis.inspect import (
     harvester,
     inspect_item,
     plan,
+    screen_pairs,
     wanted,
 )
 from ..analysis.replay import FlowVerdict, Judge, assemble
 from ..capture.collect import Harvest, Quiet, RawFragment, candidates, collect_records, rebuild_fragments
 from ..capture.flows import Flow
 from ..capture.fragments import shared_pairs
-from ..capture.reader import DEFAULT_BATCH, Damage, PacketRecord, iter_batches
+from ..capture.reader import _PCAP_MAGICS, DEFAULT_BATCH, Damage, PacketRecord, iter_batches
 from ..errors import InputError
 from ..model.gcpause import frozen_gc
 from ..model.topology import Topology
 from .partial import Counters, FlowRows, Pieces, batch_pieces, compact, concat, empty_pieces, merge
-from .parts import DEFAULT_CHUNK, Part, plain_kind, split, splittable, whole
+from .parts import DEFAULT_CHUNK, Part, split, splittable, whole
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -276,9 +277,7 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
         else:
             shipped = by_position
     if harvest is not None and harvest.usable:
-        screen = {frozenset(((v.flow.src, v.flow.sport), (v.flow.dst, v.flow.dport))) for v, _, what in work
-                  if what == "screen"}  # fmt: skip
-        got = harvest.collected(tcp, udp, screen)
+        got = harvest.collected(tcp, udp, screen_pairs(work))
         done = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
                                                                                                  strict=True)]
         return done, shipped, {}, "harvest+positions" if shipped else "harvest"
@@ -304,23 +303,17 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
     return results, shipped, losses, "reread"
 
 
-_RECORD16_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
-"""pcap magics (little-endian first; micro- and nanoseconds) whose records have the 16-byte header."""
-
-
 def _ship_by_position(part: Part, harvest: Harvest, ship_tcp: set[Key], ship_udp: set[Key]) -> list[tuple] | None:
     """The packets of the tuples that span parts, read back from where the harvest saw them instead of reading
     the whole part again: their records, after the file's own header, make a small pcap that the reader
     decodes as it decoded them in place. Plain pcap only (a pcapng block needs its section's interfaces, a
     gzip stream has no offsets to seek to): None otherwise, or when a record is not where it was."""
-    if plain_kind(part.path) != "pcap":
-        return None
-    positions, lengths = harvest.where(ship_tcp | ship_udp)
     with open(part.path, "rb") as src, tempfile.NamedTemporaryFile(prefix="segverify-ship-", suffix=".pcap") as out:
         header = src.read(24)
-        if header[:4] not in _RECORD16_MAGICS:
+        if header[:4] not in _PCAP_MAGICS:  # the reader's own list: records with a 16-byte header
             return None
-        little = header[:4] in _RECORD16_MAGICS[:2]
+        little = _PCAP_MAGICS[header[:4]][0] == "<"
+        positions, lengths = harvest.where(ship_tcp | ship_udp)
         out.write(header)
         for pos, n in zip(positions.tolist(), lengths.tolist(), strict=True):
             rec = os.pread(src.fileno(), 16 + n, pos - 16)
@@ -431,12 +424,13 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
     for path in captures:
         if not os.path.isfile(path):
             raise InputError(path, "capture file not found")
+    total_bytes = sum(os.path.getsize(p) for p in captures)
     if chunk is None:
-        chunk = part_size(sum(os.path.getsize(p) for p in captures), len(client.scheduler_info()["workers"]))
+        chunk = part_size(total_bytes, len(client.scheduler_info()["workers"]))
     judge = Judge(topo)
     token = hashlib.sha256(pickle.dumps(topo)).hexdigest()
     run = uuid.uuid4().hex[:8]
-    progress = _Progress(show_progress, len(captures), sum(os.path.getsize(p) for p in captures))
+    progress = _Progress(show_progress, len(captures), total_bytes)
     clock = [time.perf_counter()]
     timings: dict[str, float] = {}
 

@@ -68,7 +68,7 @@ def expand_inputs(items: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
-def plain_kind(path: str) -> str:
+def _kind(path: str) -> str:
     """The format of a plain capture, "pcap" or "pcapng", by its first bytes as the reader decides; else ""."""
     with open(path, "rb") as fh:
         head = fh.read(4)
@@ -82,7 +82,7 @@ def plain_kind(path: str) -> str:
 def splittable(path: str, chunk: int) -> bool:
     """A plain (not gzip) pcap or pcapng larger than one chunk."""
     try:
-        return os.path.getsize(path) > chunk and plain_kind(path) != ""
+        return os.path.getsize(path) > chunk and _kind(path) != ""
     except OSError:
         return False
 
@@ -102,7 +102,7 @@ def split(fidx: int, path: str, chunk: int) -> list[Part]:
     (:func:`~segverify.capture.reader.pcapng_boundaries`). Boundaries are taken only before the first
     damage, so the last part holds any damage and its resynchronisation, read from a boundary with the
     same state as in a whole-file read."""
-    if plain_kind(path) == "pcapng":
+    if _kind(path) == "pcapng":
         return _split_pcapng(fidx, path, chunk)
     size = os.path.getsize(path)
     damage: list[Damage] = []
