@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segverify.model.addresses import V6_BASE, int_to_addr
-from segverify.report.json_report import _row_encoder
+from segverify.report.rows import row_encoder
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text())
 values = st.recursive(
@@ -19,7 +19,7 @@ values = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(st.dictionaries(st.text(), values, max_size=8), max_size=5))
 def test_row_encoder_is_json_dumps(rows: list[dict]) -> None:
-    enc = _row_encoder()
+    enc = row_encoder()
     for row in rows:
         assert enc(row) == json.dumps(row, ensure_ascii=False)
 

@@ -26,6 +26,8 @@ from segverify.analysis.replay import replay
 from segverify.capture.reader import CaptureReader, Damage, pcapng_boundaries
 from segverify.cli import main
 from segverify.report.json_report import render_json
+from segverify.report.rows import RenderedRows
+from segverify.report.text_report import render_text
 from segverify.scale.cluster import KILL_ENV, cluster_client, replay_cluster
 from segverify.scale.parts import expand_inputs, split
 from segverify.topology.loader import load_topology
@@ -128,6 +130,11 @@ def test_cluster_equals_one_process(corpus: list[str], client, chunk: int) -> No
     topo = load_topology(str(TOPOLOGY))
     result = replay_cluster(topo, corpus, client, chunk=chunk, batch_size=500)
     assert render_json(result) == one_process(corpus)
+    # the workers rendered most flow rows as JSON text: every other report reads the same rows
+    assert isinstance(result.extra["flows"], RenderedRows)
+    alone = replay(load_topology(str(TOPOLOGY)), corpus)
+    assert render_text(result, lang="ja") == render_text(alone, lang="ja")
+    assert list(result.extra["flows"]) == alone.extra["flows"]
     # every way of inspecting a part is used: from the harvest with spanning tuples read back by position
     # (plain pcaps), and read again (the gzip file holds packets of flows that span files)
     assert result.parts["harvest+positions"] > 0 and result.parts["reread"] > 0

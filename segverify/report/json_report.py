@@ -4,12 +4,11 @@ identical inputs."""
 from __future__ import annotations
 
 import json
-import json.encoder
-from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
 from ..analysis.findings import Result
+from .rows import row_texts
 
 
 def report_dict(result: Result) -> dict[str, Any]:
@@ -38,19 +37,6 @@ def report_dict(result: Result) -> dict[str, Any]:
     return out
 
 
-def _row_encoder() -> Callable[[Any], str]:
-    """``json.dumps(row, ensure_ascii=False)`` for many rows, the same bytes: the C encoder that ``dumps`` builds
-    for every call (most of its cost for a flow row: 8 us of 10), built once. Flow rows are plain dicts of
-    strings, numbers and lists: no circular check is needed."""
-    enc = json.JSONEncoder(ensure_ascii=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C speedups in this Python
-        return enc.encode
-    one = make(None, enc.default, json.encoder.encode_basestring, None, enc.key_separator, enc.item_separator,
-               enc.sort_keys, enc.skipkeys, enc.allow_nan)
-    return lambda row: "".join(one(row, 0))
-
-
 def render_json(result: Result) -> str:
     """Indented for reading; a replay's flows one per line, compact: ``indent`` makes Python's json
     use its pure-Python encoder, which took seconds on a month's flow table."""
@@ -59,6 +45,5 @@ def render_json(result: Result) -> str:
     text = json.dumps(doc, ensure_ascii=False, indent=2)
     if flows is None:
         return text + "\n"
-    row = _row_encoder()
-    rows = ",\n".join(["    " + row(f) for f in flows])
+    rows = ",\n".join(["    " + t for t in row_texts(flows)])
     return text[:-2] + ',\n  "flows": [\n' + rows + ("\n  ]\n}\n" if rows else "]\n}\n")

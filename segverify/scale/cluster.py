@@ -54,6 +54,7 @@ from ..capture.reader import _PCAP_MAGICS, DEFAULT_BATCH, Damage, PacketRecord, 
 from ..errors import InputError
 from ..model.gcpause import frozen_gc
 from ..model.topology import Topology
+from ..report.rows import RenderedRows, row_encoder
 from .partial import Counters, FlowRows, Pieces, batch_pieces, compact, concat, empty_pieces, merge
 from .parts import DEFAULT_CHUNK, Part, split, splittable, whole
 
@@ -192,21 +193,26 @@ def _judge(topo: Topology, token: str) -> Judge:
 def judge_and_inspect(topo: Topology, token: str, part: Part, flows: list[Flow] | FlowRows, ship_tcp: set[Key],
                       ship_udp: set[Key], frag_pairs: set[frozenset[int]], run: str,
                       ) -> tuple[list[tuple], list[tuple[int, ItemResult]], list[tuple | RawFragment],
-                                 dict[frozenset[int], str], str]:  # fmt: skip
+                                 dict[frozenset[int], str], str, list[str]]:  # fmt: skip
     """Round 2 on a worker: judge the flows that lie wholly in ``part`` and inspect those on channels (from
     the part's harvest when this worker kept it: :func:`inspect_part`), in one task, so that a flow's verdict
     and its inspection need no round trip through the client in between. Inspection results are keyed by
-    the flow's index in ``flows`` (flow objects, or the merged table's rows for them)."""
+    the flow's index in ``flows`` (flow objects, or the merged table's rows for them). Each flow's row of
+    the report is rendered here too, unless it is inspected (inspection adds its notes, and an FTP data
+    connection's verdict may come from its control connection in another part): the client renders those."""
     if isinstance(flows, FlowRows):
         flows = flows.flows()
     rows = judge_flows(topo, token, flows)
     items = []
+    texts = []
+    encode = row_encoder()
     for k, (f, row) in enumerate(zip(flows, rows, strict=True)):
         v, pl = _verdict(f, row)
+        texts.append(encode(v.to_json()) if pl is None else "")
         if pl is not None:
             items.append((k, v, pl[0], pl[1]))
     got, shipped, losses, how = inspect_part(topo, token, part, items, ship_tcp, ship_udp, frag_pairs, run)
-    return rows, got, shipped, losses, how
+    return rows, got, shipped, losses, how, texts
 
 
 def _verdict(flow: Flow, row: tuple) -> tuple[FlowVerdict, tuple[int, str] | None]:
@@ -577,15 +583,17 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         # the flow objects, built while the workers judge (the tasks got the same flows as table rows)
         flows = merged.flows
         freeze()  # the flows live to the end: later collections need not walk them (model/gcpause.py)
+        texts: list[str] = [""] * n_flows  # the workers render the rows of flows they judge and do not inspect
         for part, idx, part_flows, fut in tasks:
             try:
-                rows, got, recs, lost, how = pickle.loads(fut.result())
+                rows, got, recs, lost, how, part_texts = pickle.loads(fut.result())
             except Exception:  # noqa: BLE001 - the client does the part itself
-                rows, got, recs, lost, how = judge_and_inspect(topo, token, part, part_flows, ship_tcp, ship_udp,
-                                                               frag_pairs, run)  # fmt: skip
+                rows, got, recs, lost, how, part_texts = judge_and_inspect(topo, token, part, part_flows, ship_tcp,
+                                                                           ship_udp, frag_pairs, run)  # fmt: skip
             fut.release()
-            for i, row in zip(idx, rows, strict=True):
+            for i, row, text in zip(idx, rows, part_texts, strict=True):
                 verdicts[i], plans[i] = _verdict(flows[i], row)
+                texts[i] = text
             for k, res in got:
                 item_by_flow[idx[k]] = res
             inspected_how[how] = inspected_how.get(how, 0) + 1
@@ -620,11 +628,15 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
                 v, ch, what = work[w]
                 item_results[w] = inspect_item(topo, ch, what, v, got_all)
         inspection = combine(work, [item_results[w] for w in range(len(work))], channels)
+        encode = row_encoder()
+        for i, text in enumerate(texts):  # flows judged here, and inspected flows: final only now
+            if not text:
+                texts[i] = encode(verdicts[i].to_json())  # type: ignore[union-attr]
         lap("inspect")
         more = [m for f in sorted(failed) for m in failed[f]]
         progress.stage("report")
         result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, more,
-                          result_type=HashedResult)
+                          result_type=HashedResult, flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
         assert isinstance(result, HashedResult)
         for path, fut in hash_futures:
             with contextlib.suppress(Exception):  # what the cluster could not hash, the report hashes itself
