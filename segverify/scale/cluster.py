@@ -450,21 +450,30 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         meta: dict[str, tuple[str, Any]] = {}
         futures = []
 
-        def submit(kind: str, obj: Any, fn: Any, *args: Any) -> Any:
-            fut = client.submit(fn, *args, key=f"segverify-{kind}-{run}-{len(meta)}", retries=RETRIES, pure=False)
-            meta[fut.key] = (kind, obj)
-            return fut
+        def submit(kind: str, fn: Any, calls: list[tuple[Any, tuple]], priority: int = 0) -> list[Any]:
+            """One ``fn`` task per (what it is about, its arguments), sent in one message. Dask queues a group
+            of tasks on the scheduler, in priority order, only when it sees enough of the group at once;
+            submitted one by one, the first tasks of each group went straight to the workers, and hashes
+            (low priority) ran before half of the reads."""
+            if not calls:
+                return []
+            keys = [f"segverify-{kind}-{run}-{len(meta) + k}" for k in range(len(calls))]
+            futs = client.map(fn, *zip(*(args for _, args in calls), strict=True), key=keys, retries=RETRIES,
+                              pure=False, priority=priority)
+            for fut, (obj, _) in zip(futs, calls, strict=True):
+                meta[fut.key] = (kind, obj)
+            return futs
 
+        def reads(parts: list[Part]) -> list[Any]:
+            return submit("read", read_part, [(p, (p, batch_size, topo, token, run)) for p in parts])
+
+        cut = {fidx for fidx, path in enumerate(captures) if splittable(path, chunk)}
+        futures += submit("split", split, [((f, captures[f]), (f, captures[f], chunk)) for f in sorted(cut)])
+        futures += reads([whole(fidx, path) for fidx, path in enumerate(captures) if fidx not in cut])
         # the inputs' digests are needed only by the report: hashing runs after every other task (low
         # priority) and fills the time the workers would wait while the client merges and plans
-        hash_futures = [(path, client.submit(sha256_file, path, key=f"segverify-hash-{run}-{fidx}", retries=RETRIES,
-                                             pure=False, priority=-100)) for fidx, path in enumerate(captures)]
-        for fidx, path in enumerate(captures):
-            if splittable(path, chunk):
-                futures.append(submit("split", (fidx, path), split, fidx, path, chunk))
-            else:
-                part = whole(fidx, path)
-                futures.append(submit("read", part, read_part, part, batch_size, topo, token, run))
+        hash_futures = list(zip(captures, submit("hash", sha256_file, [(p, (p,)) for p in captures], priority=-100),
+                                strict=True))  # fmt: skip
         hashes: dict[str, str] = {}
         results: dict[tuple[int, int], PartResult] = {}
         failed: dict[int, list[str]] = {}
@@ -489,14 +498,13 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
                 elif kind == "split":
                     part = whole(*obj)  # cut it on the cluster failed: read it whole
                     parts_of[part.fidx] = 1
-                    ac.add(submit("read", part, read_part, part, batch_size, topo, token, run))
+                    ac.update(reads([part]))
                 fut.release()
                 continue
             fut.release()
             if kind == "split":
                 parts_of[obj[0]] = len(res)
-                for part in res:
-                    ac.add(submit("read", part, read_part, part, batch_size, topo, token, run))
+                ac.update(reads(res))
             else:
                 part = res.part
                 results[(part.fidx, part.seq)] = res
