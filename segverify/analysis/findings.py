@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,10 +86,22 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. replay's flows
     # for renderers, not part of the JSON report: segment → family, the channels declared
     context: dict[str, Any] = field(default_factory=dict)
+    # inputs' sha256 already known or under way (:func:`hash_in_background`, a cluster's workers)
+    digests: dict[str, str | Future[str]] = field(default_factory=dict)
 
     def input_hashes(self) -> list[tuple[str, str]]:
-        """Each input with its sha256, so every report names exactly what it judged."""
-        return [(path, sha256_file(path)) for path in self.inputs]
+        """Each input with its sha256, so every report names exactly what it judged. A digest computed
+        elsewhere that failed is computed here again (and its error, if any, raised here)."""
+        out = []
+        for path in self.inputs:
+            digest = self.digests.get(path)
+            if isinstance(digest, Future):
+                try:
+                    digest = digest.result()
+                except Exception:  # noqa: BLE001 - hashed again below, where its error is the one reported
+                    digest = None
+            out.append((path, digest if digest is not None else sha256_file(path)))
+        return out
 
     @property
     def status(self) -> str:
@@ -99,6 +114,25 @@ class Result:
     @property
     def exit_code(self) -> int:
         return {"compliant": 0, "violations": 1, "incomplete": 3}[self.status]
+
+
+def hash_in_background(paths: Sequence[str]) -> dict[str, Future[str]]:
+    """Start hashing ``paths``, one after another, on a thread of their own, and return the digests to come.
+
+    Captures are gigabytes and the report needs their digests only at the end: hashing them while they are
+    read puts the second core to work (hashlib releases the GIL on large blocks), where hashing after the
+    analysis added 0.4 s to a replay of 1M packets. A daemon thread: an error exit does not wait for it."""
+    futures: dict[str, Future[str]] = {p: Future() for p in paths}
+
+    def work() -> None:
+        for path, fut in futures.items():
+            try:
+                fut.set_result(sha256_file(path))
+            except BaseException as exc:  # noqa: BLE001 - delivered to whoever asks for this digest
+                fut.set_exception(exc)
+
+    threading.Thread(target=work, name="segverify-hash", daemon=True).start()
+    return futures
 
 
 def sha256_file(path: str) -> str:

@@ -27,7 +27,7 @@ from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
 from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
 from ..packetspace.space import FIELD_ORDER
 from .check import Context, build_context, judge_channels, judge_exceptions, reach_from, report_context
-from .findings import Finding, Result
+from .findings import Finding, Result, hash_in_background
 
 if TYPE_CHECKING:
     from .inspect import Inspection
@@ -282,6 +282,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
     """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it."""
     from .inspect import harvester, inspect_channels
 
+    digests = hash_in_background(captures)  # on the second core, while the captures are read
     judge = Judge(topo, ctx)
     harvest = harvester(topo, judge.channels, lambda addr: judge.segment(addr, None))
     tap = harvest.add if harvest is not None else None
@@ -292,7 +293,9 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
         flows, damage, stats = read_captures(captures, tap=tap)
     verdicts = [judge.judge(f) for f in flows]
     inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest)
-    return assemble(topo, judge, captures, verdicts, damage, stats, inspection)
+    result = assemble(topo, judge, captures, verdicts, damage, stats, inspection)
+    result.digests.update(digests)
+    return result
 
 
 def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],

@@ -70,17 +70,11 @@ Key = frozenset[tuple[int, int]]
 
 
 @dataclass
-class HashedResult(Result):
-    """A result whose captures were hashed on the workers (the report still names every input's sha256)."""
+class ClusterResult(Result):
+    """A result from the cluster, with how it was got (its captures' digests come from the workers)."""
 
-    hashes: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per round, for benchmarks
     parts: dict[str, int] = field(default_factory=dict)  # parts read, inspected, and how (see inspect_part)
-
-    def input_hashes(self) -> list[tuple[str, str]]:
-        rest = [p for p in self.inputs if p not in self.hashes]
-        done = dict(Result(self.command, [], rest).input_hashes()) if rest else {}
-        return [(p, self.hashes[p] if p in self.hashes else done[p]) for p in self.inputs]
 
 
 @dataclass
@@ -474,7 +468,6 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         # priority) and fills the time the workers would wait while the client merges and plans
         hash_futures = list(zip(captures, submit("hash", sha256_file, [(p, (p,)) for p in captures], priority=-100),
                                 strict=True))  # fmt: skip
-        hashes: dict[str, str] = {}
         results: dict[tuple[int, int], PartResult] = {}
         failed: dict[int, list[str]] = {}
         parts_of: dict[int, int] = {}  # file -> number of parts, once known
@@ -644,13 +637,12 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         more = [m for f in sorted(failed) for m in failed[f]]
         progress.stage("report")
         result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, more,
-                          result_type=HashedResult, flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
-        assert isinstance(result, HashedResult)
+                          result_type=ClusterResult, flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
+        assert isinstance(result, ClusterResult)
         for path, fut in hash_futures:
             with contextlib.suppress(Exception):  # what the cluster could not hash, the report hashes itself
-                hashes[path] = fut.result()
+                result.digests[path] = fut.result()
             fut.release()
-        result.hashes = hashes
         lap("report")
         result.timings = timings
         result.parts = {"read": len(ordered), "inspected": len(tasks), **inspected_how}

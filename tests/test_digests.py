@@ -1,0 +1,37 @@
+"""Input digests computed ahead (a background thread, a cluster's workers) are the report's digests."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from segverify.analysis.findings import Result, hash_in_background
+
+
+def test_background_digests_are_sha256(tmp_path: Path) -> None:
+    files = []
+    for i, size in enumerate((0, 1, 1 << 20, 3 << 20)):
+        f = tmp_path / f"cap{i}.pcap"
+        f.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+        files.append(str(f))
+    futures = hash_in_background(files)
+    result = Result("replay", [], files, digests=dict(futures))
+    assert result.input_hashes() == [(f, hashlib.sha256(Path(f).read_bytes()).hexdigest()) for f in files]
+
+
+def test_a_failed_digest_is_computed_again_and_its_error_raised(tmp_path: Path) -> None:
+    good = tmp_path / "good.pcap"
+    good.write_bytes(b"abc")
+    failed: Future[str] = Future()
+    failed.set_exception(OSError("lost"))
+    # computed again where it failed elsewhere: the file is fine here
+    assert Result("replay", [], [str(good)], digests={str(good): failed}).input_hashes() == [
+        (str(good), hashlib.sha256(b"abc").hexdigest())]
+    # a file that cannot be read: the report's own error, naming it (the command makes it exit 2)
+    gone = str(tmp_path / "gone.pcap")
+    with pytest.raises(FileNotFoundError) as err:
+        Result("replay", [], [gone], digests=dict(hash_in_background([gone]))).input_hashes()
+    assert err.value.filename == gone
