@@ -17,19 +17,20 @@ from .errors import InputError
 FORMATS = ("text", "json", "sarif", "junit")
 
 
-def write_output(path: str, data: str, inputs: list[str]) -> None:
+def write_output(path: str, data: str | bytes, inputs: list[str]) -> None:
     """Write ``data`` to ``path`` atomically, refusing to overwrite any input."""
     from .report.output import refuse_inputs, write_atomic
 
     refuse_inputs(path, inputs)
-    write_atomic(os.path.realpath(path), data.encode("utf-8"))
+    write_atomic(os.path.realpath(path), data if isinstance(data, bytes) else data.encode("utf-8"))
 
 
 def emit(result: Result, fmt: str, output: str | None, lang: str) -> None:
+    data: str | bytes
     if fmt == "json":
-        from .report.json_report import render_json
+        from .report.json_report import render_json_bytes
 
-        data = render_json(result)
+        data = render_json_bytes(result)
     elif fmt == "sarif":
         from .report.sarif import render_sarif
 
@@ -45,6 +46,9 @@ def emit(result: Result, fmt: str, output: str | None, lang: str) -> None:
         data = render_text(result, lang=lang, color=color)
     if output:
         write_output(output, data, result.inputs)
+    elif isinstance(data, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
     else:
         sys.stdout.write(data)
 

@@ -27,13 +27,20 @@ def row_encoder() -> Callable[[Any], str]:
     return lambda row: "".join(one(row, 0))
 
 
+def row_bytes() -> Callable[[Any], bytes]:
+    """A row's JSON text in UTF-8, as the report file holds it: rows travel and are joined as bytes (a flow's
+    notes may hold non-ASCII text, which makes Python join a whole table as 2-byte characters)."""
+    enc = row_encoder()
+    return lambda row: enc(row).encode("utf-8")
+
+
 class RenderedRows(Sequence[dict[str, Any]]):
-    """Rows already rendered by :func:`row_encoder`, in report order. The JSON report writes ``texts`` as they
+    """Rows already rendered by :func:`row_bytes`, in report order. The JSON report writes ``texts`` as they
     are; every other reader (text table, HTML bundle) sees the same rows as dicts, decoded on access."""
 
     __slots__ = ("texts",)
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, texts: list[bytes]) -> None:
         self.texts = texts
 
     def __len__(self) -> int:
@@ -54,9 +61,9 @@ class RenderedRows(Sequence[dict[str, Any]]):
         return (json.loads(t) for t in self.texts)
 
 
-def row_texts(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Each row's JSON text: ``RenderedRows`` as they are, any other rows encoded."""
+def row_texts(rows: Sequence[dict[str, Any]]) -> list[bytes]:
+    """Each row's JSON text in UTF-8: ``RenderedRows`` as they are, any other rows encoded."""
     if isinstance(rows, RenderedRows):
         return rows.texts
-    enc = row_encoder()
+    enc = row_bytes()
     return [enc(r) for r in rows]

@@ -55,7 +55,7 @@ from ..capture.reader import _PCAP_MAGICS, DEFAULT_BATCH, Damage, PacketRecord, 
 from ..errors import InputError
 from ..model.gcpause import frozen_gc
 from ..model.topology import Topology
-from ..report.rows import RenderedRows, row_encoder
+from ..report.rows import RenderedRows, row_bytes
 from .partial import Counters, FlowRows, Pieces, batch_pieces, compact, concat, empty_pieces, merge
 from .parts import DEFAULT_CHUNK, Part, split, splittable, whole
 
@@ -188,7 +188,7 @@ def _judge(topo: Topology, token: str) -> Judge:
 def judge_and_inspect(topo: Topology, token: str, part: Part, flows: list[Flow] | FlowRows, ship_tcp: set[Key],
                       ship_udp: set[Key], frag_pairs: set[frozenset[int]], run: str,
                       ) -> tuple[list[tuple], list[tuple[int, ItemResult]], list[tuple | RawFragment],
-                                 dict[frozenset[int], str], str, list[str]]:  # fmt: skip
+                                 dict[frozenset[int], str], str, list[bytes]]:  # fmt: skip
     """Round 2 on a worker: judge the flows that lie wholly in ``part`` and inspect those on channels (from
     the part's harvest when this worker kept it: :func:`inspect_part`), in one task, so that a flow's verdict
     and its inspection need no round trip through the client in between. Inspection results are keyed by
@@ -200,10 +200,10 @@ def judge_and_inspect(topo: Topology, token: str, part: Part, flows: list[Flow] 
     rows = judge_flows(topo, token, flows)
     items = []
     texts = []
-    encode = row_encoder()
+    encode = row_bytes()
     for k, (f, row) in enumerate(zip(flows, rows, strict=True)):
         v, pl = _verdict(f, row)
-        texts.append(encode(v.to_json()) if pl is None else "")
+        texts.append(encode(v.to_json()) if pl is None else b"")
         if pl is not None:
             items.append((k, v, pl[0], pl[1]))
     got, shipped, losses, how = inspect_part(topo, token, part, items, ship_tcp, ship_udp, frag_pairs, run)
@@ -592,7 +592,7 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         # the flow objects, built while the workers judge (the tasks got the same flows as table rows)
         flows = merged.flows
         freeze()  # the flows live to the end: later collections need not walk them (model/gcpause.py)
-        texts: list[str] = [""] * n_flows  # the workers render the rows of flows they judge and do not inspect
+        texts: list[bytes] = [b""] * n_flows  # the workers render the rows of flows they judge and do not inspect
         for part, idx, part_flows, fut in tasks:
             try:
                 rows, got, recs, lost, how, part_texts = pickle.loads(fut.result())
@@ -637,7 +637,7 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
                 v, ch, what = work[w]
                 item_results[w] = inspect_item(topo, ch, what, v, got_all)
         inspection = combine(work, [item_results[w] for w in range(len(work))], channels)
-        encode = row_encoder()
+        encode = row_bytes()
         for i, text in enumerate(texts):  # flows judged here, and inspected flows: final only now
             if not text:
                 texts[i] = encode(verdicts[i].to_json())  # type: ignore[union-attr]
