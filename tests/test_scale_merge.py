@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segverify.capture.decode import BATCH_DTYPE, FRAG_FIRST, FRAG_IS_FRAGMENT, ST_NO_PORTS
+from segverify.analysis.replay import _report_order
 from segverify.capture.flows import FlowBuilder
 from segverify.scale.partial import Counters, batch_pieces, compact, concat, merge
 
@@ -33,8 +34,10 @@ def traffic(seed: int, n: int, files: int) -> list[np.ndarray]:
     p["family"][rng.random(n) < 0.03] = 0
     v6 = p["family"] == 6
     p["src4"], p["dst4"] = np.where(flip, b, a), np.where(flip, a, b)
-    p["src6hi"] = np.where(v6, 7, 0)
-    p["dst6hi"] = np.where(v6, 7, 0)
+    # IPv6 high halves that differ between endpoints and use the top bit: the report's order compares them
+    top = np.uint64(1 << 63)
+    p["src6hi"] = np.where(v6, np.where(p["src4"] % 2 == 0, 7, top + p["src4"].astype(np.uint64)), 0)
+    p["dst6hi"] = np.where(v6, np.where(p["dst4"] % 2 == 0, 7, top + p["dst4"].astype(np.uint64)), 0)
     p["src6lo"] = np.where(v6, p["src4"], 0)
     p["dst6lo"] = np.where(v6, p["dst4"], 0)
     p["sport"], p["dport"] = np.where(flip, dp, sp), np.where(flip, sp, dp)
@@ -91,8 +94,11 @@ def test_merge_equals_one_pass(seed: int, n: int, files: int, batch: int) -> Non
     data = traffic(seed, n, files)
     want, fb = one_pass(data, batch)
     parts, counters = pieces_of(data, np.random.default_rng(seed + 1))
-    got = merge(concat(parts)).flows
+    merged = merge(concat(parts))
+    got = merged.flows
     assert got == want
+    # the report's order from the table's columns is the one sorted from the flow objects
+    assert merged.table.report_order() == sorted(range(len(got)), key=lambda i: _report_order(got[i]))
     assert (counters.packets, counters.non_ip, counters.unattributed_fragments, counters.no_ports) == (
         fb.packets, fb.non_ip, fb.unattributed_fragments, fb.no_ports)
 

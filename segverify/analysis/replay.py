@@ -301,12 +301,14 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
 def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],
              damage: list[Damage], stats: dict[str, int], inspection: Inspection,
              more_incomplete: Sequence[str] = (), result_type: type[Result] = Result,
-             flow_rows: Callable[[list[int]], Sequence[dict[str, Any]]] | None = None) -> Result:
+             flow_rows: Callable[[list[int]], Sequence[dict[str, Any]]] | None = None,
+             order: list[int] | None = None) -> Result:
     """The report from judged flows, damage and content inspection: shared by the one-process and the
     cluster paths, so that both give the same result from the same flow table.
 
     ``flow_rows`` gives the report's flow rows for the verdicts at these indices, in this order (a cluster's
-    workers rendered them already); by default each verdict's ``to_json``."""
+    workers rendered them already); by default each verdict's ``to_json``. ``order``: the verdicts' indices in
+    the report's order when the caller knows it (a flow table sorts its columns); by default sorted here."""
     findings: list[Finding] = []
     findings += flow_findings(judge, verdicts)
     findings += unknown_address_findings(verdicts)
@@ -331,7 +333,8 @@ def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: li
         "cross_family_flows": sum(1 for v in verdicts if v.verdict != "intra-family"),
         "damaged_regions": len(real_damage),
     })
-    order = sorted(range(len(verdicts)), key=lambda i: _report_order(verdicts[i].flow))
+    if order is None:
+        order = sorted(range(len(verdicts)), key=lambda i: _report_order(verdicts[i].flow))
     rows = flow_rows(order) if flow_rows is not None else [verdicts[i].to_json() for i in order]
     inputs = list(topo.inputs) + list(captures)
     return result_type("replay", findings, inputs, stats, incomplete, title=topo.name,

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -56,7 +56,7 @@ from ..errors import InputError
 from ..model.gcpause import frozen_gc
 from ..model.topology import Topology
 from ..report.rows import RenderedRows, row_bytes
-from .partial import Counters, FlowRows, Pieces, batch_pieces, compact, concat, empty_pieces, merge
+from .partial import Counters, FlowRows, Pieces, TableFlow, batch_pieces, compact, concat, empty_pieces, merge
 from .parts import DEFAULT_CHUNK, Part, split, splittable, whole
 
 if TYPE_CHECKING:
@@ -214,6 +214,13 @@ def _verdict(flow: Flow, row: tuple) -> tuple[FlowVerdict, tuple[int, str] | Non
     """A flow's verdict and inspection plan from its row of :func:`judge_flows`."""
     a, b, verdict, notes, denied, no_path, pl = row
     return FlowVerdict(flow, a, b, verdict, list(notes), denied, no_path), (tuple(pl) if pl is not None else None)
+
+
+def _reads_flow(row: tuple) -> bool:
+    """Whether the report reads the flow behind a row of :func:`judge_flows` (beyond its rendered row): a finding
+    names it, or it is inspected (or an unknown address's finding names it)."""
+    a, b, verdict, _notes, denied, _no_path, pl = row
+    return pl is not None or denied or a is None or b is None or verdict in ("MYNUMBER_FLOW", "UNSANITIZED_FLOW")
 
 
 def _group(local_part: np.ndarray, keep: np.ndarray) -> dict[int, list[int]]:
@@ -589,9 +596,6 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
                                     key=f"segverify-part-{run}-{r.part.name}", retries=RETRIES, pure=False,
                                     **where)  # fmt: skip
                 tasks.append((r.part, idx, part_flows, fut))
-        # the flow objects, built while the workers judge (the tasks got the same flows as table rows)
-        flows = merged.flows
-        freeze()  # the flows live to the end: later collections need not walk them (model/gcpause.py)
         texts: list[bytes] = [b""] * n_flows  # the workers render the rows of flows they judge and do not inspect
         for part, idx, part_flows, fut in tasks:
             try:
@@ -600,8 +604,14 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
                 rows, got, recs, lost, how, part_texts = judge_and_inspect(topo, token, part, part_flows, ship_tcp,
                                                                            ship_udp, frag_pairs, run)  # fmt: skip
             fut.release()
-            for i, row, text in zip(idx, rows, part_texts, strict=True):
-                verdicts[i], plans[i] = _verdict(flows[i], row)
+            # flow objects only for the verdicts whose flow the report reads (findings, inspection); the rest
+            # stand in as table rows (their report rows came rendered)
+            need = [k for k, row in enumerate(rows) if _reads_flow(row)]
+            built = dict(zip(need, part_flows.take(need).flows(), strict=True))
+            for k, (i, row, text) in enumerate(zip(idx, rows, part_texts, strict=True)):
+                flow = built.get(k)
+                verdicts[i], plans[i] = _verdict(flow if flow is not None else cast(Flow, TableFlow(part_flows, k)),
+                                                 row)  # fmt: skip
                 texts[i] = text
             for k, res in got:
                 item_by_flow[idx[k]] = res
@@ -645,7 +655,8 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
         more = [m for f in sorted(failed) for m in failed[f]]
         progress.stage("report")
         result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, more,
-                          result_type=ClusterResult, flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
+                          result_type=ClusterResult, flow_rows=lambda order: RenderedRows([texts[i] for i in order]),
+                          order=merged.table.report_order())  # fmt: skip
         assert isinstance(result, ClusterResult)
         for path, fut in hash_futures:
             with contextlib.suppress(Exception):  # what the cluster could not hash, the report hashes itself
