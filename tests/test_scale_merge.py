@@ -11,8 +11,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segverify.capture.decode import BATCH_DTYPE, FRAG_FIRST, FRAG_IS_FRAGMENT, ST_NO_PORTS
 from segverify.analysis.replay import _report_order
+from segverify.capture.decode import BATCH_DTYPE, FRAG_FIRST, FRAG_IS_FRAGMENT, ST_NO_PORTS
 from segverify.capture.flows import FlowBuilder
 from segverify.scale.partial import Counters, batch_pieces, compact, concat, merge
 
