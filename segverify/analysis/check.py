@@ -84,7 +84,9 @@ def check(topo: Topology, ctx: Context | None = None) -> Result:
 def _check(topo: Topology, ctx: Context | None) -> Result:
     ctx = ctx or build_context(topo)
     with ctx.space.gc_deferred():
-        return _analyse(ctx, topo)
+        result = _analyse(ctx, topo)
+    result.retain = ctx
+    return result
 
 
 def _analyse(ctx: Context, topo: Topology) -> Result:
