@@ -450,3 +450,29 @@ def test_pcapng_walk_stops_at_damage(tmp_path: Path) -> None:
         cuts = pcapng_boundaries(str(path), 500)
         assert cuts and all(c in starts for c, _ in cuts) and max(c for c, _ in cuts) < len(good)
     assert [c for c, _ in pcapng_boundaries(str(path), 1 << 30)] == []
+
+
+def test_ftp_control_and_data_in_different_files(tmp_path: Path, client) -> None:
+    """An FTP control connection in one file and its data connections in others: on the cluster, each file is
+    judged by its own task, and the data connections' verdicts and rows come from the control connection
+    (RELATED) only when the client puts the inspections together. The report is still the one-process one."""
+    from test_replay import FTP_TOPOLOGY, PASV, PE, cap, conversation, ftp_control, ftp_data
+
+    topo_path = tmp_path / "ftp.yaml"
+    topo_path.write_text(FTP_TOPOLOGY, encoding="utf-8")
+    control = conversation("10.2.0.21", "10.3.9.5", 40300, 21, ftp_control([
+        PASV, (b"RETR report.pdf\r\n", b"150 opening\r\n226 done\r\n"),
+        (b"PORT 10,2,0,21,157,200\r\n", b"200 PORT ok\r\n"), (b"STOR upload.exe\r\n", b"150 go\r\n226 ok\r\n")]))
+    down = ftp_data("10.2.0.21", "10.3.9.5", 40301, 195 * 256 + 80, "s", PE)
+    up = ftp_data("10.3.9.5", "10.2.0.21", 20, 157 * 256 + 200, "s", b"fine\n")
+    files = [str(cap(tmp_path, "a-control.pcap", control)), str(cap(tmp_path, "b-down.pcap", down)),
+             str(cap(tmp_path, "c-up.pcap", up))]
+    topo = load_topology(str(topo_path))
+    result = replay_cluster(topo, files, client, batch_size=500)
+    alone = replay(topo, files)
+    assert render_json(result) == render_json(alone)
+    report = json.loads(render_json(result))
+    assert [f["code"] for f in report["findings"]] == ["FILE_NOT_SANITIZED"]
+    # both data connections are the channel's, as the control connection made them
+    assert {f["verdict"] for f in report["flows"]} == {"channel:files"}
+    assert result.parts["read"] == 3
