@@ -239,7 +239,11 @@ def write_bundle(directory: str, results: Sequence[Result], drawing: dict[str, A
         epoch = os.environ.get("SOURCE_DATE_EPOCH")  # reproducible builds: a fixed time on request
         now = float(epoch) if epoch and epoch.isdigit() else time.time()
     generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    hashes = [(p, sha256_file(p)) for p in inputs]
+    # each result's own digests (a replay hashed its captures while reading them): a capture is not hashed twice
+    known: dict[str, str] = {}
+    for r in results:
+        known.update((p, h) for p, h in r.input_hashes() if p not in known)
+    hashes = [(p, known[p] if p in known else sha256_file(p)) for p in inputs]
     svg = render_svg(drawing, lang)
     html = render_html(results, drawing, svg, lang, generated, hashes)
     contents = {
