@@ -76,10 +76,12 @@ class FlowVerdict:
 
 
 def read_captures(
-    paths: Sequence[str], progress: Progress | None = None, tap: Callable[[Batch], None] | None = None
+    paths: Sequence[str], progress: Progress | None = None, tap: Callable[[Batch], None] | None = None,
+    on_file: Callable[[str], None] | None = None,
 ) -> tuple[list[Flow], list[Damage], dict[str, int]]:
     """All captures as one observation: one flow table across every file. ``tap`` sees every batch too
-    (content inspection takes its packets there instead of reading the captures again)."""
+    (content inspection takes its packets there instead of reading the captures again); ``on_file`` is told
+    which capture the batches that follow come from."""
     builder = FlowBuilder()
     damage: list[Damage] = []
     for path in paths:
@@ -92,6 +94,8 @@ def read_captures(
         mine: list[Damage] = []
         before = builder.packets
         size = os.path.getsize(path)
+        if on_file is not None:
+            on_file(path)
         try:
             for batch in iter_batches(path, damage=mine):
                 builder.add(batch)
@@ -280,19 +284,31 @@ def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport
 def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False, ctx: Context | None = None,
            ) -> Result:  # fmt: skip
     """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it."""
+    from . import sidecar
     from .inspect import harvester, inspect_channels
 
-    digests = hash_in_background(captures)  # on the second core, while the captures are read
     judge = Judge(topo, ctx)
     harvest = harvester(topo, judge.channels, lambda addr: judge.segment(addr, None))
-    tap = harvest.add if harvest is not None else None
-    if show_progress:
-        with progress_bar() as bar:
-            flows, damage, stats = read_captures(captures, bar, tap)
+    # the harvest and the inspection on the second core, when a process can be forked (before any thread runs)
+    side = sidecar.HarvestSidecar(harvest, topo, judge.channels) if harvest and sidecar.available() else None
+    digests = hash_in_background(captures)  # on a thread, while the captures are read
+    tap = side.add if side is not None else harvest.add if harvest is not None else None
+    on_file = side.file if side is not None else None
+    try:
+        if show_progress:
+            with progress_bar() as bar:
+                flows, damage, stats = read_captures(captures, bar, tap, on_file)
+        else:
+            flows, damage, stats = read_captures(captures, tap=tap, on_file=on_file)
+        verdicts = [judge.judge(f) for f in flows]
+    except BaseException:
+        if side is not None:
+            side.close()
+        raise
+    if side is not None:
+        inspection = side.inspect(topo, judge.channels, verdicts, captures)
     else:
-        flows, damage, stats = read_captures(captures, tap=tap)
-    verdicts = [judge.judge(f) for f in flows]
-    inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest)
+        inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest)
     result = assemble(topo, judge, captures, verdicts, damage, stats, inspection)
     result.digests.update(digests)
     return result

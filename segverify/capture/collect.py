@@ -550,8 +550,18 @@ class Harvest:
 
     def add(self, batch: Batch) -> None:
         """Take the candidate packets of one batch of the header pass."""
-        if not self.usable or not len(batch):
+        cand = self.select(batch)
+        if cand is None:
             return
+        hashes = _pair_hash(cand)
+        self._where.append((hashes, cand["pos"].copy(), cand["caplen"].copy()))
+        self.take(cand, batch, hashes)
+
+    def select(self, batch: Batch) -> np.ndarray | None:
+        """The candidate packets of one batch (rows of ``batch.pkts``), or None; gives up on a candidate IP
+        fragment. Vectorised: the part of :meth:`add` that a process which only reads can do."""
+        if not self.usable or not len(batch):
+            return None
         p = batch.pkts
         rs, rd = self._roles(p, "src"), self._roles(p, "dst")
         even = np.uint64(sum(1 << i for i in range(0, len(self._sets), 2)))
@@ -559,17 +569,21 @@ class Harvest:
         hit = ((rs & even) & (rd >> np.uint64(1))) | ((rd & even) & (rs >> np.uint64(1)))
         sel = hit != 0
         if not sel.any():
-            return
+            return None
         if (sel & ((p["frag"] & FRAG_IS_FRAGMENT) != 0)).any():
             self.give_up()
-            return
+            return None
         sel &= (p["proto"] == 6) | (p["proto"] == 17)
         rows = np.flatnonzero(sel)
-        if not len(rows):
+        return p[rows] if len(rows) else None
+
+    def take(self, cand: np.ndarray, batch: Batch, hashes: np.ndarray | None = None) -> None:
+        """Reassemble the candidate packets ``cand`` (whose bytes are in ``batch``): the Python part of
+        :meth:`add`."""
+        if not self.usable:
             return
-        cand = p[rows]
-        hashes = _pair_hash(cand)
-        self._where.append((hashes, cand["pos"].copy(), cand["caplen"].copy()))
+        if hashes is None:
+            hashes = _pair_hash(cand)
         # in slices, so that what is learnt from one (a session's first bytes are in) spares the next
         for at in range(0, len(cand), HARVEST_SLICE):
             sub = cand[at : at + HARVEST_SLICE]
@@ -648,6 +662,21 @@ class Harvest:
                 tcp_out[key] = conns
         udp_out = {key: self.udp[key] for key in udp if key in self.udp}
         return Collected(tcp_out, udp_out, {})
+
+
+def compact(cand: np.ndarray, batch: Batch) -> Batch:
+    """Candidate packets with only their payload bytes, for another process: a batch of those rows whose
+    buffer holds the payloads back to back (``pos`` rewritten to point at each; nothing else of the packets'
+    bytes is read by :meth:`Harvest.take`)."""
+    offs = (cand["pos"] - batch.base + cand["pay_off"]).tolist()
+    lens = cand["pay_len"].tolist()
+    mv = memoryview(batch.buf)
+    payload = b"".join([mv[o : o + n] for o, n in zip(offs, lens, strict=True)])
+    out = cand.copy()
+    ends = np.cumsum(cand["pay_len"], dtype=np.int64)
+    out["pos"] = ends - cand["pay_len"]
+    out["pay_off"] = 0
+    return Batch(out, payload, 0)
 
 
 class _Segment:

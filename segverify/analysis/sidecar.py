@@ -1,0 +1,181 @@
+"""Content inspection on the second core: a forked process reassembles the channel packets while the main
+process reads on, then inspects the flows on channels.
+
+In one process, the harvest (reassembling the packets of channel pairs, in Python) and the inspection came
+after or between the header pass's own work on one core while the other only hashed the captures. Here the
+main process selects each batch's candidate packets (vectorised) and sends them with only their payload
+bytes; the side process takes them into its :class:`~segverify.capture.collect.Harvest` exactly as
+``Harvest.add`` would. After the verdicts, it inspects the flows of the plan with the same functions as
+:func:`~.inspect.inspect_channels` and sends back the per-flow results, which the main process puts together
+(:func:`~.inspect.combine`) in flow order: the same report, byte for byte.
+
+Anything that goes wrong on the side (the process dies, a message cannot be sent or read) leaves the main
+process to inspect as before, reading the captures again: never a flow uninspected.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from ..capture.collect import Harvest, compact
+from ..capture.reader import Batch
+from ..model.topology import Channel, Topology
+from .inspect import (
+    Inspection,
+    ItemResult,
+    Work,
+    combine,
+    inspect_channels,
+    inspect_item,
+    plan,
+    screen_pairs,
+    wanted,
+)
+from .replay import FlowVerdict
+
+
+def available() -> bool:
+    """A side process can be forked here (Linux: it inherits the topology and the harvest's state)."""
+    return sys.platform.startswith("linux") and os.environ.get("SEGVERIFY_NO_SIDECAR") is None
+
+
+class HarvestSidecar:
+    """The harvest of :func:`~.replay.replay` in a forked process (see the module docstring)."""
+
+    def __init__(self, harvest: Harvest, topo: Topology, channels: Sequence[Channel]) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.harvest = harvest  # this process's copy: selects candidates, takes nothing
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(harvest, topo, channels, child, self._conn),
+                                 name="segverify-harvest", daemon=True)  # fmt: skip
+        self._proc.start()
+        child.close()
+        self._broken = False
+        self._gave_up = False
+        self._plain = False  # the current capture is read in place by the side (its offsets are the file's)
+        self.fell_back = False  # the side failed and the inspection read the captures again (tests read it)
+
+    def file(self, path: str) -> None:
+        """The batches that follow come from ``path``. A plain capture's packets are read by the side from
+        the file itself (the page cache holds it: one read per batch of the stretch its candidates span), so
+        only their header rows travel; a gzip capture's offsets are in its decompressed stream, so its
+        candidates travel with their payload bytes."""
+        try:
+            with open(path, "rb") as fh:
+                self._plain = fh.read(2) != b"\x1f\x8b"
+        except OSError:
+            self._plain = False  # the reader reports it
+        self._send(("file", path if self._plain else None))
+
+    def add(self, batch: Batch) -> None:
+        """The header pass's tap: send this batch's candidate packets (payload bytes only) to the side."""
+        if self._broken or self._gave_up:
+            return
+        cand = self.harvest.select(batch)
+        if not self.harvest.usable:  # a candidate IP fragment: the side lets go too, inspection reads again
+            self._gave_up = True
+            self._send(("give-up",))
+            return
+        if cand is not None:
+            self._send(("take", cand) if self._plain else ("take", compact(cand, batch)))
+
+    def inspect(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
+                captures: Sequence[str]) -> Inspection:
+        """:func:`~.inspect.inspect_channels` of these verdicts, from the side's harvest."""
+        plans = [(v, which) for v in verdicts if (which := plan(topo, channels, v)) is not None]
+        work: Work = [(v, channels[ci], what) for v, (ci, what) in plans]
+        results: list[ItemResult] | None = None
+        if work and not self._broken and not self._gave_up \
+                and self._send(("inspect", [(v, ci, what) for v, (ci, what) in plans])):
+            try:
+                results = self._conn.recv()
+            except (OSError, EOFError):
+                results = None
+        self.close()
+        if not work:
+            return Inspection()
+        if results is None or len(results) != len(work):  # the side failed: inspect here, reading again
+            self.fell_back = True
+            return inspect_channels(topo, channels, verdicts, captures, None)
+        return combine(work, results, channels)
+
+    def close(self) -> None:
+        self._send(("stop",))
+        self._conn.close()
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+    def _send(self, msg: tuple[Any, ...]) -> bool:
+        if self._broken:
+            return False
+        try:
+            self._conn.send(msg)
+            return True
+        except (OSError, ValueError):
+            self._broken = True
+            return False
+
+
+def _open(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _read(fd: int | None, cand: np.ndarray) -> Batch | None:
+    """The stretch of the capture that ``cand``'s packets span, read as the batch they index."""
+    if fd is None:
+        return None
+    lo = int(cand["pos"].min())
+    hi = int((cand["pos"] + cand["caplen"].astype(np.int64)).max())
+    try:
+        buf = os.pread(fd, hi - lo, lo)
+    except OSError:
+        return None
+    return Batch(cand, buf, lo) if len(buf) == hi - lo else None
+
+
+def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel], conn: Connection,
+           parent_end: Connection) -> None:
+    """The side process: take candidates until told to inspect, then answer and stop."""
+    parent_end.close()
+    fd: int | None = None  # the current plain capture: rows give file offsets into it
+    while True:
+        try:
+            msg = conn.recv()
+        except (OSError, EOFError):
+            return
+        kind = msg[0]
+        if kind == "file":
+            if fd is not None:
+                os.close(fd)
+            fd = _open(msg[1]) if msg[1] is not None else None
+        elif kind == "take":
+            batch = msg[1] if isinstance(msg[1], Batch) else _read(fd, msg[1])
+            if batch is None:  # the capture cannot be read here as the reader saw it: inspection reads again
+                harvest.give_up()
+            else:
+                harvest.take(batch.pkts, batch)
+        elif kind == "give-up":
+            harvest.give_up()
+        elif kind == "inspect":
+            work: Work = [(v, channels[ci], what) for v, ci, what in msg[1]]
+            if not harvest.usable:
+                conn.send(None)
+                return
+            tcp, udp, _caps = wanted(work)
+            got = harvest.collected(tcp, udp, screen_pairs(work))
+            conn.send([inspect_item(topo, ch, what, v, got) for v, ch, what in work])
+            return
+        else:
+            return

@@ -1,0 +1,70 @@
+"""The harvest and the inspection on a forked side process give the report of one process, byte for byte."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from segverify.analysis import replay as replay_module
+from segverify.analysis import sidecar
+from segverify.report.json_report import render_json
+from segverify.topology.loader import load_topology
+
+ROOT = Path(__file__).resolve().parent.parent
+TOPOLOGY = ROOT / "topologies" / "alpha-city.yaml"
+
+pytestmark = pytest.mark.skipif(not sidecar.available(), reason="no fork here")
+
+
+@pytest.fixture
+def captures(tmp_path: Path) -> list[str]:
+    """The bundled day and incidents, one of them gzip (its candidates travel with their bytes)."""
+    day = tmp_path / "day.pcap"
+    shutil.copy(ROOT / "captures" / "alpha-city-day.pcap", day)
+    inc = tmp_path / "incidents.pcap.gz"
+    inc.write_bytes(gzip.compress((ROOT / "captures" / "alpha-city-incidents.pcap").read_bytes()))
+    return [str(day), str(inc)]
+
+
+def run(files: list[str], monkeypatch: pytest.MonkeyPatch, side: bool) -> tuple[str, list[sidecar.HarvestSidecar]]:
+    made: list[sidecar.HarvestSidecar] = []
+    real = sidecar.HarvestSidecar
+
+    def spy(*args: object) -> sidecar.HarvestSidecar:
+        made.append(real(*args))  # type: ignore[arg-type]
+        return made[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(sidecar, "HarvestSidecar", spy)
+        if not side:
+            m.setenv("SEGVERIFY_NO_SIDECAR", "1")
+        return render_json(replay_module.replay(load_topology(str(TOPOLOGY)), files)), made
+
+
+def test_side_process_gives_the_one_process_report(captures: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with_side, made = run(captures, monkeypatch, side=True)
+    alone, none = run(captures, monkeypatch, side=False)
+    assert with_side == alone and len(made) == 1 and not none
+    assert not made[0].fell_back  # the side's harvest served the inspection (nothing read again)
+    report = json.loads(with_side)
+    assert {"PROTOCOL_MISMATCH", "MAIL_NOT_TEXT"} <= {f["code"] for f in report["findings"]}
+
+
+def test_a_dead_side_process_leaves_the_inspection_to_this_one(captures: list[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    real_inspect = sidecar.HarvestSidecar.inspect
+
+    def kill_first(self: sidecar.HarvestSidecar, *args: object) -> object:
+        self._proc.kill()
+        self._proc.join()
+        return real_inspect(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sidecar.HarvestSidecar, "inspect", kill_first)
+    with_side, made = run(captures, monkeypatch, side=True)
+    monkeypatch.undo()
+    alone, _ = run(captures, monkeypatch, side=False)
+    assert made[0].fell_back and with_side == alone
