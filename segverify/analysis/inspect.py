@@ -23,7 +23,7 @@ from ..model.addresses import IntervalSet, int_to_addr
 from ..model.rules import PROTO_NAMES
 from ..model.topology import Channel, Leg, Topology
 from .findings import Finding
-from .replay import address_set
+from .replay import address_set, ch_covers, ports_cover
 
 if TYPE_CHECKING:
     from .replay import FlowVerdict
@@ -45,8 +45,6 @@ def _key(v: FlowVerdict) -> frozenset[tuple[int, int]]:
 
 
 def outbound(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
-    from .replay import ports_cover
-
     """Whether a flow of a sanitizer channel runs on its outbound leg (sanitizer ↔ outbound peers)."""
     leg: Leg | None = ch.outbound
     if leg is None or ch.sanitizer is None:
@@ -97,8 +95,6 @@ def plan(topo: Topology, channels: Sequence[Channel], v: FlowVerdict) -> tuple[i
     """Which channel (index) inspects this flow, and how: a screen-transfer flow it covers, or a flow on
     a sanitizer's outbound leg. Legs are the channel's, whatever the families: a dual-homed sanitizer
     delivers to the LG side from its own LG address, a flow inside one family."""
-    from .replay import ch_covers
-
     if v.src_segment is None or v.dst_segment is None:
         return None
     f = v.flow
@@ -116,8 +112,6 @@ def plan(topo: Topology, channels: Sequence[Channel], v: FlowVerdict) -> tuple[i
 def _ftp_data_candidate(topo: Topology, ch: Channel, v: FlowVerdict) -> bool:
     """A TCP flow between the sanitizer and an outbound peer on another port, where the leg carries FTP:
     it may be the data connection of a transfer negotiated on the control connection."""
-    from .replay import ports_cover
-
     leg = ch.outbound
     if leg is None or ch.sanitizer is None or not ports_cover(leg.ports, 6, FTP_CONTROL_PORT):
         return False
