@@ -68,3 +68,18 @@ def test_a_dead_side_process_leaves_the_inspection_to_this_one(captures: list[st
     monkeypatch.undo()
     alone, _ = run(captures, monkeypatch, side=False)
     assert made[0].fell_back and with_side == alone
+
+
+def test_a_failing_side_process_is_quiet_and_changes_nothing(captures: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    from segverify.capture.collect import Harvest
+
+    def broken(self: Harvest, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug on the side")
+
+    with monkeypatch.context() as m:
+        m.setattr(Harvest, "take", broken)  # the forked side inherits it; the main process only selects
+        with_side, made = run(captures, monkeypatch, side=True)
+    alone, _ = run(captures, monkeypatch, side=False)
+    assert made[0].fell_back and with_side == alone
+    assert "Traceback" not in capfd.readouterr().err
