@@ -3,9 +3,10 @@ process reads on, then inspects the flows on channels.
 
 In one process, the harvest (reassembling the packets of channel pairs, in Python) and the inspection came
 after or between the header pass's own work on one core while the other only hashed the captures. Here the
-main process selects each batch's candidate packets (vectorised) and sends them with only their payload
-bytes; the side process takes them into its :class:`~segverify.capture.collect.Harvest` exactly as
-``Harvest.add`` would. After the verdicts, it inspects the flows of the plan with the same functions as
+main process selects each batch's candidate packets (vectorised) and sends their header rows; the side
+process reads their bytes from the capture itself (a gzip capture's candidates travel with their payloads)
+and takes them into its :class:`~segverify.capture.collect.Harvest` exactly as ``Harvest.add`` would.
+After the verdicts, it inspects the flows of the plan with the same functions as
 :func:`~.inspect.inspect_channels` and sends back the per-flow results, which the main process puts together
 (:func:`~.inspect.combine`) in flow order: the same report, byte for byte.
 
@@ -76,7 +77,7 @@ class HarvestSidecar:
         self._send(("file", path if self._plain else None))
 
     def add(self, batch: Batch) -> None:
-        """The header pass's tap: send this batch's candidate packets (payload bytes only) to the side."""
+        """The header pass's tap: send this batch's candidate packets to the side (see :meth:`file`)."""
         if self._broken or self._gave_up:
             return
         cand = self.harvest.select(batch)
