@@ -56,14 +56,14 @@ def test_side_process_gives_the_one_process_report(captures: list[str], monkeypa
 
 def test_a_dead_side_process_leaves_the_inspection_to_this_one(captures: list[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    real_inspect = sidecar.HarvestSidecar.inspect
+    real_flows = sidecar.HarvestSidecar.flows
 
-    def kill_first(self: sidecar.HarvestSidecar, *args: object) -> object:
-        self._proc.kill()
+    def kill_first(self: sidecar.HarvestSidecar, *args: object) -> None:
+        self._proc.kill()  # dead before it gets the flow table
         self._proc.join()
-        return real_inspect(self, *args)  # type: ignore[arg-type]
+        real_flows(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sidecar.HarvestSidecar, "inspect", kill_first)
+    monkeypatch.setattr(sidecar.HarvestSidecar, "flows", kill_first)
     with_side, made = run(captures, monkeypatch, side=True)
     monkeypatch.undo()
     alone, _ = run(captures, monkeypatch, side=False)

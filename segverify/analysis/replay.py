@@ -290,7 +290,8 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
     judge = Judge(topo, ctx)
     harvest = harvester(topo, judge.channels, lambda addr: judge.segment(addr, None))
     # the harvest and the inspection on the second core, when a process can be forked (before any thread runs)
-    side = sidecar.HarvestSidecar(harvest, topo, judge.channels) if harvest and sidecar.available() else None
+    side = (sidecar.HarvestSidecar(harvest, topo, judge.channels, judge.segment)
+            if harvest and sidecar.available() else None)  # fmt: skip
     digests = hash_in_background(captures)  # on a thread, while the captures are read
     tap = side.add if side is not None else harvest.add if harvest is not None else None
     on_file = side.file if side is not None else None
@@ -300,6 +301,8 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
                 flows, damage, stats = read_captures(captures, bar, tap, on_file)
         else:
             flows, damage, stats = read_captures(captures, tap=tap, on_file=on_file)
+        if side is not None:
+            side.flows(flows)  # the side plans and inspects while the verdicts are made here
         verdicts = [judge.judge(f) for f in flows]
     except BaseException:
         if side is not None:

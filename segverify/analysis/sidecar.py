@@ -20,13 +20,14 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ..capture.collect import Harvest, compact
+from ..capture.flows import Flow
 from ..capture.reader import Batch
 from ..model.topology import Channel, Topology
 from .inspect import (
@@ -51,11 +52,12 @@ def available() -> bool:
 class HarvestSidecar:
     """The harvest of :func:`~.replay.replay` in a forked process (see the module docstring)."""
 
-    def __init__(self, harvest: Harvest, topo: Topology, channels: Sequence[Channel]) -> None:
+    def __init__(self, harvest: Harvest, topo: Topology, channels: Sequence[Channel],
+                 segment: Callable[[int, int | None], str | None]) -> None:
         ctx = multiprocessing.get_context("fork")
         self.harvest = harvest  # this process's copy: selects candidates, takes nothing
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(harvest, topo, channels, child, self._conn),
+        self._proc = ctx.Process(target=_serve, args=(harvest, topo, channels, segment, child, self._conn),
                                  name="segverify-harvest", daemon=True)  # fmt: skip
         self._proc.start()
         child.close()
@@ -88,25 +90,33 @@ class HarvestSidecar:
         if cand is not None:
             self._send(("take", cand) if self._plain else ("take", compact(cand, batch)))
 
+    def flows(self, flows: Sequence[Flow]) -> None:
+        """The flow table, once the captures are read: the side plans and inspects the flows between candidate
+        pairs (their plan needs only their segments) while this process judges every flow."""
+        if not self._broken and not self._gave_up:
+            self._send(("flows", [(i, flows[i]) for i in self.harvest.flow_candidates(flows)]))
+
     def inspect(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
                 captures: Sequence[str]) -> Inspection:
-        """:func:`~.inspect.inspect_channels` of these verdicts, from the side's harvest."""
-        plans = [(v, which) for v in verdicts if (which := plan(topo, channels, v)) is not None]
-        work: Work = [(v, channels[ci], what) for v, (ci, what) in plans]
-        results: list[ItemResult] | None = None
-        if work and not self._broken and not self._gave_up \
-                and self._send(("inspect", [(v, ci, what) for v, (ci, what) in plans])):
+        """:func:`~.inspect.inspect_channels` of these verdicts (those of the flows given to :meth:`flows`, in
+        that order), from the side's results."""
+        plans = [(i, v, which) for i, v in enumerate(verdicts) if (which := plan(topo, channels, v)) is not None]
+        work: Work = [(v, channels[ci], what) for _, v, (ci, what) in plans]
+        got: dict[int, ItemResult] | None = None
+        if not self._broken and not self._gave_up:
             try:
-                results = self._conn.recv()
+                got = self._conn.recv()
             except (OSError, EOFError):
-                results = None
+                got = None
         self.close()
         if not work:
             return Inspection()
-        if results is None or len(results) != len(work):  # the side failed: inspect here, reading again
+        # the side planned the same flows from the same segments: a flow it did not inspect means it failed
+        results = [got.get(i) for i, _, _ in plans] if got is not None else None
+        if results is None or any(r is None for r in results):  # inspect here, reading the captures again
             self.fell_back = True
             return inspect_channels(topo, channels, verdicts, captures, None)
-        return combine(work, results, channels)
+        return combine(work, cast(list[ItemResult], results), channels)
 
     def close(self) -> None:
         self._send(("stop",))
@@ -147,20 +157,21 @@ def _read(fd: int | None, cand: np.ndarray) -> Batch | None:
     return Batch(cand, buf, lo) if len(buf) == hi - lo else None
 
 
-def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel], conn: Connection,
-           parent_end: Connection) -> None:
+def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
+           segment: Callable[[int, int | None], str | None], conn: Connection, parent_end: Connection) -> None:
     """The side process: take candidates until told to inspect, then answer and stop. Ctrl-C is the main
     process's to handle (it stops this one); any failure here just ends it, quietly: the main process then
     inspects by reading the captures again (tests check that the side serves every normal run)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_end.close()
     try:
-        _loop(harvest, topo, channels, conn)
+        _loop(harvest, topo, channels, segment, conn)
     except Exception:  # noqa: BLE001 - see the docstring: the main process falls back, exactly
         return
 
 
-def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel], conn: Connection) -> None:
+def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
+          segment: Callable[[int, int | None], str | None], conn: Connection) -> None:
     fd: int | None = None  # the current plain capture: rows give file offsets into it
     while True:
         try:
@@ -180,14 +191,23 @@ def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel], conn: C
                 harvest.take(batch.pkts, batch)
         elif kind == "give-up":
             harvest.give_up()
-        elif kind == "inspect":
-            work: Work = [(v, channels[ci], what) for v, ci, what in msg[1]]
+        elif kind == "flows":
             if not harvest.usable:
                 conn.send(None)
                 return
+            # a flow's plan reads its segments only (the verdict's other fields come later, in the main
+            # process, and inspection does not read them): the same plans as the main process's verdicts
+            index: list[int] = []
+            work: Work = []
+            for i, f in msg[1]:
+                v = FlowVerdict(f, segment(f.src, f.vlan), segment(f.dst, f.vlan), "")
+                which = plan(topo, channels, v)
+                if which is not None:
+                    index.append(i)
+                    work.append((v, channels[which[0]], which[1]))
             tcp, udp, _caps = wanted(work)
             got = harvest.collected(tcp, udp, screen_pairs(work))
-            conn.send([inspect_item(topo, ch, what, v, got) for v, ch, what in work])
+            conn.send({i: inspect_item(topo, ch, what, v, got) for i, (v, ch, what) in zip(index, work, strict=True)})
             return
         else:
             return

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from ..model.addresses import V6_BASE, IntervalSet
-from .decode import FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_FIN, TCP_RST, TCP_SYN, decode_frame
+from .decode import BATCH_DTYPE, FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_FIN, TCP_RST, TCP_SYN, decode_frame
 from .fragments import Defragmenter, Reassembled, key_addresses
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
 from .tcpstream import Connection, Reassembly, SpillStore, reassemble
+
+if TYPE_CHECKING:
+    from .flows import Flow
 
 Endpoint = tuple[int, int]
 MAX_DATAGRAM_BYTES = 4096
@@ -563,11 +566,7 @@ class Harvest:
         if not self.usable or not len(batch):
             return None
         p = batch.pkts
-        rs, rd = self._roles(p, "src"), self._roles(p, "dst")
-        even = np.uint64(sum(1 << i for i in range(0, len(self._sets), 2)))
-        # A_i is bit 2i, B_i bit 2i+1: a packet from A_i to B_i, or from B_i to A_i
-        hit = ((rs & even) & (rd >> np.uint64(1))) | ((rd & even) & (rs >> np.uint64(1)))
-        sel = hit != 0
+        sel = self._pair_hits(p)
         if not sel.any():
             return None
         if (sel & ((p["frag"] & FRAG_IS_FRAGMENT) != 0)).any():
@@ -576,6 +575,28 @@ class Harvest:
         sel &= (p["proto"] == 6) | (p["proto"] == 17)
         rows = np.flatnonzero(sel)
         return p[rows] if len(rows) else None
+
+    def _pair_hits(self, p: np.ndarray) -> np.ndarray:
+        """Per row of ``p`` (address fields as in a batch): whether its two addresses are a candidate pair."""
+        rs, rd = self._roles(p, "src"), self._roles(p, "dst")
+        even = np.uint64(sum(1 << i for i in range(0, len(self._sets), 2)))
+        # A_i is bit 2i, B_i bit 2i+1: a packet from A_i to B_i, or from B_i to A_i
+        hit = ((rs & even) & (rd >> np.uint64(1))) | ((rd & even) & (rs >> np.uint64(1)))
+        return hit != 0
+
+    def flow_candidates(self, flows: Sequence[Flow]) -> list[int]:
+        """Indices of the flows between a candidate pair: the only ones content inspection can take (any
+        flow it inspects has its packets among the candidates)."""
+        p = np.zeros(len(flows), dtype=BATCH_DTYPE)
+        if not len(p):
+            return []
+        p["family"] = [f.family for f in flows]
+        for end, col in (("src", [f.src for f in flows]), ("dst", [f.dst for f in flows])):
+            p[end + "4"] = [a if a < V6_BASE else 0 for a in col]
+            six = [(a - V6_BASE) if a >= V6_BASE else 0 for a in col]
+            p[end + "6hi"] = [a >> 64 for a in six]
+            p[end + "6lo"] = [a & _U64 for a in six]
+        return np.flatnonzero(self._pair_hits(p)).tolist()
 
     def take(self, cand: np.ndarray, batch: Batch, hashes: np.ndarray | None = None) -> None:
         """Reassemble the candidate packets ``cand`` (whose bytes are in ``batch``): the Python part of
