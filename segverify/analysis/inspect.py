@@ -157,22 +157,36 @@ def first_bytes_only(work: Work) -> set[frozenset[tuple[int, int]]]:
     return screen - other
 
 
+def planned(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict]) -> tuple[list[int], Work]:
+    """The flows a channel inspects (see :func:`plan`): their indices in ``verdicts``, and the work."""
+    index: list[int] = []
+    work: Work = []
+    for i, v in enumerate(verdicts):
+        which = plan(topo, channels, v)
+        if which is not None:
+            index.append(i)
+            work.append((v, channels[which[0]], which[1]))
+    return index, work
+
+
+def from_harvest(harvest: Harvest, work: Work) -> Collected:
+    """What ``work`` reads, from a usable harvest: each pair from the reassembly whose limits it needs."""
+    tcp, udp, _caps = wanted(work)
+    return harvest.collected(tcp, udp, screen_pairs(work))
+
+
 def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
                      captures: Sequence[str], harvest: Harvest | None = None) -> Inspection:
     """Inspect every flow a permitted channel carries (see :func:`plan`). Their packets come from
     ``harvest`` (taken during the header pass, see :func:`harvester`) when it is usable, else from one more
     pass over the captures: the same packets either way."""
-    work: Work = []
-    for v in verdicts:
-        which = plan(topo, channels, v)
-        if which is not None:
-            work.append((v, channels[which[0]], which[1]))
+    _, work = planned(topo, channels, verdicts)
     if not work:
         return Inspection()
-    tcp, udp, caps = wanted(work)
     if harvest is not None and harvest.usable:
-        got = harvest.collected(tcp, udp, screen_pairs(work))
+        got = from_harvest(harvest, work)
     else:
+        tcp, udp, caps = wanted(work)
         got = collect(captures, tcp, udp, caps_for=caps, first_bytes_only=first_bytes_only(work),
                       prefix=MAX_FIRST_BYTES)
     return combine(work, [inspect_item(topo, ch, what, v, got) for v, ch, what in work], channels)

@@ -30,17 +30,7 @@ from ..capture.collect import Harvest, compact
 from ..capture.flows import Flow
 from ..capture.reader import Batch
 from ..model.topology import Channel, Topology
-from .inspect import (
-    Inspection,
-    ItemResult,
-    Work,
-    combine,
-    inspect_channels,
-    inspect_item,
-    plan,
-    screen_pairs,
-    wanted,
-)
+from .inspect import Inspection, ItemResult, combine, from_harvest, inspect_channels, inspect_item, planned
 from .replay import FlowVerdict
 
 
@@ -100,8 +90,7 @@ class HarvestSidecar:
                 captures: Sequence[str]) -> Inspection:
         """:func:`~.inspect.inspect_channels` of these verdicts (those of the flows given to :meth:`flows`, in
         that order), from the side's results."""
-        plans = [(i, v, which) for i, v in enumerate(verdicts) if (which := plan(topo, channels, v)) is not None]
-        work: Work = [(v, channels[ci], what) for _, v, (ci, what) in plans]
+        index, work = planned(topo, channels, verdicts)
         got: dict[int, ItemResult] | None = None
         if not self._broken and not self._gave_up:
             try:
@@ -112,7 +101,7 @@ class HarvestSidecar:
         if not work:
             return Inspection()
         # the side planned the same flows from the same segments: a flow it did not inspect means it failed
-        results = [got.get(i) for i, _, _ in plans] if got is not None else None
+        results = [got.get(i) for i in index] if got is not None else None
         if results is None or any(r is None for r in results):  # inspect here, reading the captures again
             self.fell_back = True
             return inspect_channels(topo, channels, verdicts, captures, None)
@@ -197,17 +186,12 @@ def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
                 return
             # a flow's plan reads its segments only (the verdict's other fields come later, in the main
             # process, and inspection does not read them): the same plans as the main process's verdicts
-            index: list[int] = []
-            work: Work = []
-            for i, f in msg[1]:
-                v = FlowVerdict(f, segment(f.src, f.vlan), segment(f.dst, f.vlan), "")
-                which = plan(topo, channels, v)
-                if which is not None:
-                    index.append(i)
-                    work.append((v, channels[which[0]], which[1]))
-            tcp, udp, _caps = wanted(work)
-            got = harvest.collected(tcp, udp, screen_pairs(work))
-            conn.send({i: inspect_item(topo, ch, what, v, got) for i, (v, ch, what) in zip(index, work, strict=True)})
+            flows = msg[1]
+            at, work = planned(topo, channels,
+                               [FlowVerdict(f, segment(f.src, f.vlan), segment(f.dst, f.vlan), "") for _, f in flows])
+            got = from_harvest(harvest, work)
+            conn.send({flows[k][0]: inspect_item(topo, ch, what, v, got) for k, (v, ch, what) in zip(at, work,
+                                                                                                  strict=True)})
             return
         else:
             return

@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from .. import __version__
-from ..analysis.findings import CODES, Finding, Result, sha256_file
+from ..analysis.findings import CODES, Finding, Result
 from ..errors import InputError
 from . import i18n
 from .output import refuse_inputs, write_atomic
@@ -240,10 +240,8 @@ def write_bundle(directory: str, results: Sequence[Result], drawing: dict[str, A
         now = float(epoch) if epoch and epoch.isdigit() else time.time()
     generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     # each result's own digests (a replay hashed its captures while reading them): a capture is not hashed twice
-    known: dict[str, str] = {}
-    for r in results:
-        known.update((p, h) for p, h in r.input_hashes() if p not in known)
-    hashes = [(p, known[p] if p in known else sha256_file(p)) for p in inputs]
+    known = {p: h for r in results for p, h in r.input_hashes()}
+    hashes = [(p, known[p]) for p in inputs]  # every input is some result's
     svg = render_svg(drawing, lang)
     html = render_html(results, drawing, svg, lang, generated, hashes)
     contents = {

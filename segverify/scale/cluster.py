@@ -41,10 +41,10 @@ from ..analysis.inspect import (
     ItemResult,
     combine,
     first_bytes_only,
+    from_harvest,
     harvester,
     inspect_item,
     plan,
-    screen_pairs,
     wanted,
 )
 from ..analysis.replay import FlowVerdict, Judge, assemble
@@ -285,7 +285,7 @@ def inspect_part(topo: Topology, token: str, part: Part, items: list[tuple[int, 
         else:
             shipped = by_position
     if harvest is not None and harvest.usable:
-        got = harvest.collected(tcp, udp, screen_pairs(work))
+        got = from_harvest(harvest, work)
         done = [(w, inspect_item(topo, ch, what, v, got)) for (w, v, _, _), (_, ch, what) in zip(items, work,
                                                                                                  strict=True)]
         return done, shipped, {}, "harvest+positions" if shipped else "harvest"
