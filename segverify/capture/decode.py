@@ -18,6 +18,7 @@ beyond the captured bytes are masked out, never trusted.
 from __future__ import annotations
 
 import struct
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -122,12 +123,14 @@ def decode_batch(
     linktype: np.ndarray,
     base: int,
     force_slow: bool = False,
+    compiled: ModuleType | None = None,
 ) -> np.ndarray:
     """Decode ``len(off)`` frames of ``buf`` into a :data:`BATCH_DTYPE` array.
 
     ``off`` are the frame starts in ``buf`` (which must extend :data:`PAD` bytes past the last frame),
     ``base`` the file offset of ``buf[0]``. ``force_slow`` routes every frame through :func:`decode_frame`
-    (for tests that compare the two decoders).
+    (for tests that compare the two decoders). ``compiled``: the compiled loops (:mod:`jit`) decode the
+    common shapes instead of the numpy pass; same fields, same frames left to :func:`decode_frame`.
     """
     n = len(off)
     out = np.zeros(n, dtype=BATCH_DTYPE)
@@ -143,24 +146,46 @@ def decode_batch(
     out["linktype"] = linktype
     if force_slow:
         slow = np.ones(n, dtype=bool)
+    elif compiled is not None:
+        slow = _decode_compiled(compiled, buf, off, cap, np.asarray(linktype).astype(np.int64), out)
     else:
         slow = _decode_vectorised(buf, off, cap, np.asarray(linktype).astype(np.int64), out)
-    if slow.any():
-        # Link types no decoder knows (802.11, ...) are not IP as far as we can tell: no Python per packet.
-        lts = out["linktype"]
-        unknown = slow & ~np.isin(lts, tuple(SCALAR_LINKTYPES))
-        if unknown.any():
-            out["status"][unknown] = ST_NOT_IP
-            out["vlan"][unknown] = -1
-            slow &= ~unknown
-        mv = memoryview(buf)
-        for i in np.flatnonzero(slow).tolist():
-            o = int(off[i])
-            row = decode_frame(mv[o : o + int(cap[i])], int(lts[i]))
-            rec = out[i]
-            for name, value in row.items():
-                rec[name] = value
+    finish_slow(buf, out, slow, base)
     return out
+
+
+def finish_slow(buf: bytes, out: np.ndarray, slow: np.ndarray, base: int) -> None:
+    """Decode the frames the batch pass left (``slow``) with :func:`decode_frame`; frames of link types no
+    decoder knows (802.11, ...) are not IP as far as we can tell: no Python per packet for them."""
+    if not slow.any():
+        return
+    lts = out["linktype"]
+    unknown = slow & ~np.isin(lts, tuple(SCALAR_LINKTYPES))
+    if unknown.any():
+        out["status"][unknown] = ST_NOT_IP
+        out["vlan"][unknown] = -1
+        slow = slow & ~unknown
+    mv = memoryview(buf)
+    for i in np.flatnonzero(slow).tolist():
+        rec = out[i]
+        o = int(rec["pos"]) - base
+        row = decode_frame(mv[o : o + int(rec["caplen"])], int(lts[i]))
+        for name, value in row.items():
+            rec[name] = value
+
+
+EXT6 = np.zeros(256, dtype=np.uint8)
+EXT6[list(IPV6_EXT_HEADERS)] = 1
+"""The IPv6 extension headers as a lookup table, for the compiled loops."""
+
+
+def _decode_compiled(loops: ModuleType, buf: bytes, off: np.ndarray, cap: np.ndarray, lt: np.ndarray,
+                     out: np.ndarray) -> np.ndarray:  # fmt: skip
+    """:func:`_decode_vectorised` as one compiled loop over the frames (one pass, no temporary arrays)."""
+    slow = np.zeros(len(off), dtype=bool)
+    c = np.ascontiguousarray
+    loops.decode(buf, c(off, np.int64), c(cap, np.int64), c(lt, np.int64), out, slow, EXT6)
+    return slow
 
 
 def _rows(b: np.ndarray, idx: np.ndarray, width: int) -> np.ndarray:

@@ -35,7 +35,8 @@ import numpy as np
 
 from segverify.model.addresses import V6_BASE
 
-from .decode import FRAG_FIRST, FRAG_IS_FRAGMENT, PAD, decode_batch
+from . import jit
+from .decode import BATCH_DTYPE, EXT6, FRAG_FIRST, FRAG_IS_FRAGMENT, PAD, decode_batch, finish_slow
 
 CHUNK = 16 << 20
 """Bytes read from the file per block."""
@@ -325,6 +326,8 @@ class _Source:
         """Discard ``buf[:keep_from]`` and append a new chunk. False (and ``eof``) once nothing more comes."""
         if self.eof:
             return False
+        if not self.gz:
+            return self._pread(keep_from)
         parts: list[bytes] = []
         self._pending = 0
         # A read may return less than asked for (gzip does); top up so blocks stay large.
@@ -345,19 +348,64 @@ class _Source:
         return True
 
 
+    def _pread(self, keep_from: int) -> bool:
+        """``fill`` for a plain file, with one copy instead of three: the new buffer is read whole from the file
+        at ``buf[keep_from]``'s offset (the kept tail again, then a chunk), and :data:`PAD` more bytes of the file
+        serve as the padding. Only the last buffer of the file (or of a part) is copied once more, to put zeros
+        after its end. (Reading the tail, the chunk and the padding separately and joining them cost more than
+        walking and decoding the records.)"""
+        start = self.base + keep_from
+        tail = self.end - keep_from
+        want = tail + CHUNK + PAD
+        fd = self.fh.fh.fileno()
+        stop = self.fh.stop
+        # pread allocates what it is asked for: never more than the file (or the part) holds
+        limit = os.fstat(fd).st_size if stop is None else stop
+        want = max(0, min(want, limit - start))
+        data = os.pread(fd, want, start) if want else b""
+        if len(data) <= tail:
+            self.eof = True
+            return False
+        self.base = start
+        if len(data) == tail + CHUNK + PAD:
+            self.buf, self.end = data, tail + CHUNK
+        else:  # the end of the file (or of the part): zeros after it
+            self.buf, self.end = data + bytes(PAD), len(data)
+            self.eof = True
+        return True
+
+
 class CaptureReader:
     """Reads one capture file; ``damage`` and ``interfaces`` fill in as batches are consumed.
 
     (A reader of a pcapng part holds in ``interfaces`` only its section's interfaces, from global index
     ``span.section.if_base``: earlier sections' interfaces can no longer be named by a packet.)"""
 
-    def __init__(self, path: str | Path, damage: list[Damage] | None = None, span: Span | None = None) -> None:
+    def __init__(self, path: str | Path, damage: list[Damage] | None = None, span: Span | None = None,
+                 compiled: bool | None = None) -> None:  # fmt: skip
+        """``compiled``: walk and decode with the compiled loops (:mod:`jit`); by default when the capture
+        (or the span) is large enough to win back their loading time."""
         self.path = str(path)
         self.damage: list[Damage] = [] if damage is None else damage
         self.interfaces: list[Interface] = []
         self._if_skip = 0  # global index of interfaces[0]
         self.format = ""
         self.span = span
+        if compiled is None:
+            compiled = jit.wanted(self._size())
+        self.loops = jit.loops() if compiled else None
+        self._fused = False  # batches(): a plain pcap's records are decoded as they are walked
+        self._batch = DEFAULT_BATCH
+
+    def _size(self) -> int:
+        """Bytes this reader will cover (0 when the file cannot be looked at: opening it reports that)."""
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return 0
+        if self.span is not None:
+            size = (self.span.stop if self.span.stop is not None else size) - self.span.start
+        return size
 
     def _damage(self, offset: int, reason: str) -> None:
         self.damage.append(Damage(self.path, offset, reason))
@@ -365,7 +413,12 @@ class CaptureReader:
     def batches(self, batch_size: int = DEFAULT_BATCH) -> Iterator[Batch]:
         """Yield :class:`Batch` objects of at most ``batch_size`` packets, in file order."""
         batch_size = max(1, int(batch_size))
-        yield from self._decode(self.raw(), batch_size)
+        self._fused = self.loops is not None
+        self._batch = batch_size
+        try:
+            yield from self._decode(self.raw(), batch_size)
+        finally:
+            self._fused = False
 
     def raw(self) -> Iterator[tuple]:
         """Undecoded record runs ``(buf, base, data offsets, caplen, wirelen, ts, ifindex, linktype)``:
@@ -408,6 +461,12 @@ class CaptureReader:
         pending: list[tuple] = []
         count = 0
         for piece in raw:
+            if isinstance(piece, Batch):  # decoded as it was walked (pcap_fused)
+                if pending:
+                    yield from self._decode_run(pending, batch_size)
+                    pending, count = [], 0
+                yield piece
+                continue
             if pending and (piece[0] is not pending[0][0] or count >= batch_size):
                 yield from self._decode_run(pending, batch_size)
                 pending, count = [], 0
@@ -422,7 +481,8 @@ class CaptureReader:
         off, caplen, wirelen, ts, ifindex, lt = merged or pieces[0][2:]
         for s in range(0, len(off), batch_size):
             sl = slice(s, s + batch_size)
-            pk = decode_batch(buf, off[sl], caplen[sl], wirelen[sl], ts[sl], ifindex[sl], lt[sl], base)
+            pk = decode_batch(buf, off[sl], caplen[sl], wirelen[sl], ts[sl], ifindex[sl], lt[sl], base,
+                              compiled=self.loops)
             yield Batch(pk, buf, base)
 
     # ------------------------------------------------------------------ pcap
@@ -444,23 +504,15 @@ class CaptureReader:
         self.interfaces.append(Interface(0, linktype, snaplen, tsresol=6 if tsmul == 1000 else 9))
         # While resynchronising, the header's snap length (when sane) tightens what a record may claim.
         limits = (min(snaplen, MAX_CAPLEN) if snaplen > 0 else MAX_CAPLEN, 1_000_000_000 // tsmul)
+        if self._fused:
+            yield from self._pcap_fused(src, pos, endian, tsmul, linktype, limits, last_sec)
+            return
         u32 = struct.Struct(endian + "I").unpack_from
         while True:
             buf, end = src.buf, src.end
-            offs: list[int] = []
-            app = offs.append
-            off, lim = pos, end - 16
-            # The one per-record Python loop: follow lengths while whole records fit in the buffer.
-            while off <= lim:
-                nxt = off + 16 + u32(buf, off + 8)[0]
-                if nxt > end:
-                    break
-                app(off)
-                off = nxt
-            o = np.array(offs, dtype=np.int64)
+            o, ticks, frac, incl, orig, off = self._pcap_walk(buf, pos, end, endian)
             n = len(o)
             if n:
-                ticks, frac, incl, orig = _pcap_headers(buf, o, endian)
                 # (A sub-second field out of range is tolerated here, as libpcap does: some writers
                 # produce it. Resynchronisation, which must tell headers from garbage, rejects it.)
                 bad = (incl > MAX_CAPLEN) | (incl > orig)
@@ -492,6 +544,73 @@ class CaptureReader:
                     self._damage(src.base + off, f"truncated record: {src.end - off} bytes left at end of file")
                 return
             pos = 0  # the kept tail starts the new buffer
+
+    def _pcap_fused(self, src: _Source, pos: int, endian: str, tsmul: int, linktype: int,
+                    limits: tuple[int, int], last_sec: int | None) -> Iterator[Batch]:  # fmt: skip
+        """:meth:`_pcap` with the compiled walk that decodes each record as it finds it: yields decoded
+        batches, and handles damage, resynchronisation and the buffer's end exactly as :meth:`_pcap` does."""
+        assert self.loops is not None
+        fused = self.loops.pcap_fused
+        while True:
+            buf, end = src.buf, src.end
+            while True:  # batches from this buffer until the walk stops for a reason other than room
+                room = min(self._batch, (end - pos) // 16 + 1)
+                out = np.zeros(room, dtype=BATCH_DTYPE)
+                slow = np.zeros(room, dtype=bool)
+                n, off, why, sec = fused(buf, pos, end, endian == ">", tsmul, src.base, linktype, MAX_CAPLEN, out,
+                                         slow, EXT6)  # fmt: skip
+                if n:
+                    last_sec = int(sec)
+                    out, slow = out[:n], slow[:n]
+                    finish_slow(buf, out, slow, src.base)
+                    yield Batch(out, buf, src.base)
+                pos = int(off)
+                if why != 2:
+                    break
+            if why == 1:
+                u32 = struct.unpack_from(endian + "II", buf, pos + 8)
+                self._damage(src.base + pos, _pcap_reason(*u32))
+                resumed = self._pcap_resync(src, pos + 1, endian, limits, last_sec)
+                if resumed is None:
+                    return
+                pos = resumed
+                continue
+            if pos + 16 <= end:  # a record that overruns the buffer: an impossible length is damage now
+                incl, orig = struct.unpack_from(endian + "II", buf, pos + 8)
+                if incl > MAX_CAPLEN or incl > orig:
+                    self._damage(src.base + pos, _pcap_reason(incl, orig))
+                    resumed = self._pcap_resync(src, pos + 1, endian, limits, last_sec)
+                    if resumed is None:
+                        return
+                    pos = resumed
+                    continue
+            if not src.fill(pos):
+                if pos < src.end:
+                    self._damage(src.base + pos, f"truncated record: {src.end - pos} bytes left at end of file")
+                return
+            pos = 0
+
+    def _pcap_walk(self, buf: bytes, pos: int, end: int, endian: str) -> tuple[np.ndarray, ...]:
+        """Follow record lengths from ``pos`` while whole records fit before ``end``: the record offsets, their
+        header fields (seconds, fraction, captured and original length) and the offset where the walk stopped.
+        Compiled, or the one per-record Python loop."""
+        if self.loops is not None:
+            room = (end - pos) // 16 + 1
+            o, sec, frac, incl, orig = (np.empty(room, np.int64) for _ in range(5))
+            n, off = self.loops.pcap_walk(buf, pos, end, endian == ">", o, sec, frac, incl, orig)
+            return o[:n], sec[:n], frac[:n], incl[:n], orig[:n], int(off)
+        u32 = struct.Struct(endian + "I").unpack_from
+        offs: list[int] = []
+        app = offs.append
+        off, lim = pos, end - 16
+        while off <= lim:
+            nxt = off + 16 + u32(buf, off + 8)[0]
+            if nxt > end:
+                break
+            app(off)
+            off = nxt
+        o = np.array(offs, dtype=np.int64)
+        return (o, *_pcap_headers(buf, o, endian), off)
 
     def _pcap_resync(self, src: _Source, start: int, endian: str, limits: tuple[int, int],
                      last_sec: int | None) -> int | None:  # fmt: skip
@@ -540,21 +659,8 @@ class CaptureReader:
         pos = 0
         while True:
             buf, end = src.buf, src.end
-            u2 = struct.Struct(endian + "II").unpack_from
-            offs: list[int] = []
-            app = offs.append
-            off, lim = pos, end - 12
-            # The one per-block Python loop: follow block lengths over packet blocks that fit the buffer;
-            # stop at anything else (other block types, odd lengths, the buffer end) for the code below.
-            while off <= lim:
-                btype, blen = u2(buf, off)
-                nxt = off + blen
-                if nxt > end or blen < 12 or blen & 3 or blen > MAX_BLOCK or btype not in _PKT_BLOCKS:
-                    break
-                app(off)
-                off = nxt
-            if offs:
-                o = np.array(offs, dtype=np.int64)
+            o, off = self._pcapng_walk(buf, pos, end, endian)
+            if len(o):
                 good, raw = self._pcapng_packets(buf, src.base, o, endian, if_base, section)
                 if raw is not None:
                     yield raw
@@ -614,6 +720,27 @@ class CaptureReader:
                     self.interfaces.append(itf)
             # other block types (statistics, name resolution, custom, ...) are skipped whole
             pos = off + blen
+
+    def _pcapng_walk(self, buf: bytes, pos: int, end: int, endian: str) -> tuple[np.ndarray, int]:
+        """Follow block lengths from ``pos`` over packet blocks that fit before ``end``; stop at anything else
+        (other block types, odd lengths, the buffer end) for the caller. Compiled, or the one per-block
+        Python loop. Returns the block offsets and where the walk stopped."""
+        if self.loops is not None:
+            o = np.empty((end - pos) // 12 + 1, np.int64)
+            n, off = self.loops.pcapng_walk(buf, pos, end, endian == ">", MAX_BLOCK, o)
+            return o[:n], int(off)
+        u2 = struct.Struct(endian + "II").unpack_from
+        offs: list[int] = []
+        app = offs.append
+        off, lim = pos, end - 12
+        while off <= lim:
+            btype, blen = u2(buf, off)
+            nxt = off + blen
+            if nxt > end or blen < 12 or blen & 3 or blen > MAX_BLOCK or btype not in _PKT_BLOCKS:
+                break
+            app(off)
+            off = nxt
+        return np.array(offs, dtype=np.int64), off
 
     def _pcapng_packets(self, buf: bytes, base: int, o: np.ndarray, endian: str, if_base: int,
                         section: int) -> tuple[int, tuple | None]:  # fmt: skip
