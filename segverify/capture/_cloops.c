@@ -4,7 +4,7 @@
  * Why C: the record walk is a chain of dependent loads (each length says where the next record is) and
  * Python pays ~0.3 us per record for it; numba would do, but loading it costs ~0.5 s and 100 MB per
  * process. This module loads in a millisecond. It is optional: without a compiler the package installs
- * without it and the numpy passes run (segverify/capture/jit.py chooses). Both give identical results;
+ * without it and the numpy passes run (segverify/capture/native.py chooses). Both give identical results;
  * the tests compare them on the corpus and on random bytes.
  *
  * Every read is checked against the buffer's length (a capture is hostile input). Every function releases

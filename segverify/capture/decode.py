@@ -129,7 +129,7 @@ def decode_batch(
 
     ``off`` are the frame starts in ``buf`` (which must extend :data:`PAD` bytes past the last frame),
     ``base`` the file offset of ``buf[0]``. ``force_slow`` routes every frame through :func:`decode_frame`
-    (for tests that compare the two decoders). ``compiled``: the compiled loops (:mod:`jit`) decode the
+    (for tests that compare the two decoders). ``compiled``: the compiled loops (:mod:`native`) decode the
     common shapes instead of the numpy pass; same fields, same frames left to :func:`decode_frame`.
     """
     n = len(off)

@@ -35,7 +35,7 @@ import numpy as np
 
 from segverify.model.addresses import V6_BASE
 
-from . import jit
+from . import native
 from .decode import BATCH_DTYPE, EXT6, FRAG_FIRST, FRAG_IS_FRAGMENT, PAD, decode_batch, finish_slow
 
 CHUNK = 16 << 20
@@ -383,8 +383,8 @@ class CaptureReader:
 
     def __init__(self, path: str | Path, damage: list[Damage] | None = None, span: Span | None = None,
                  compiled: bool | None = None) -> None:  # fmt: skip
-        """``compiled``: walk and decode with the compiled loops (:mod:`jit`); by default when the capture
-        (or the span) is large enough to win back their loading time."""
+        """``compiled``: walk and decode with the compiled loops (:mod:`native`); by default when they are
+        built and not turned off."""
         self.path = str(path)
         self.damage: list[Damage] = [] if damage is None else damage
         self.interfaces: list[Interface] = []
@@ -392,20 +392,10 @@ class CaptureReader:
         self.format = ""
         self.span = span
         if compiled is None:
-            compiled = jit.wanted(self._size())
-        self.loops = jit.loops() if compiled else None
+            compiled = native.enabled()
+        self.loops = native.loops() if compiled else None
         self._fused = False  # batches(): a plain pcap's records are decoded as they are walked
         self._batch = DEFAULT_BATCH
-
-    def _size(self) -> int:
-        """Bytes this reader will cover (0 when the file cannot be looked at: opening it reports that)."""
-        try:
-            size = os.path.getsize(self.path)
-        except OSError:
-            return 0
-        if self.span is not None:
-            size = (self.span.stop if self.span.stop is not None else size) - self.span.start
-        return size
 
     def _damage(self, offset: int, reason: str) -> None:
         self.damage.append(Damage(self.path, offset, reason))

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segverify.capture import decode as D
-from segverify.capture import jit
+from segverify.capture import native
 from segverify.capture import reader as R
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def assert_same(path: Path | str) -> tuple[np.ndarray, list[R.Damage]]:
 def test_compiled_loops_are_built() -> None:
     """CI builds the C extension (a compiler is part of the set-up): a silently skipped build would leave
     every large capture on the slow path."""
-    loops = jit.loops()
+    loops = native.loops()
     assert loops is not None, "segverify.capture._cloops was not built (pip install -e . needs a C compiler)"
     assert loops.layout() == tuple((n, D.BATCH_DTYPE.fields[n][1], D.BATCH_DTYPE.fields[n][0].itemsize)
                                    for n in D.BATCH_DTYPE.names)  # fmt: skip
@@ -141,7 +141,7 @@ def test_random_frames_decode_the_same(frames: list, seeds: list, tail: bytes) -
     results = []
     for after in (bytes(D.PAD), tail + bytes(D.PAD)):
         buf = bytes(bufs) + after
-        for compiled in (None, jit.loops()):
+        for compiled in (None, native.loops()):
             ts = np.zeros(len(off), np.int64)
             out = D.decode_batch(buf, off, cap, cap, ts, np.zeros(len(off), np.int32), lt, 0, compiled=compiled)
             results.append(out)

@@ -3,7 +3,7 @@
 The C module is built when the package is installed, if a compiler is present (``setup.py`` marks it
 optional). It walks pcap records and decodes their headers in one pass, about 5x faster than the numpy
 passes on a large capture; it loads in a millisecond, so every capture uses it. Both paths give identical
-results (the tests compare them), so the choice is only about speed. ``SEGVERIFY_NO_JIT=1`` turns the
+results (the tests compare them), so the choice is only about speed. ``SEGVERIFY_NO_NATIVE=1`` turns the
 compiled loops off.
 
 Before first use the module's record layout is checked against :data:`decode.BATCH_DTYPE`: a stale build
@@ -19,10 +19,10 @@ _loops: ModuleType | None = None
 _checked = False
 
 
-def wanted(size: int) -> bool:
-    """True when a capture of ``size`` bytes should be read with the compiled loops (any size: they cost
-    nothing to load), unless ``SEGVERIFY_NO_JIT`` says otherwise."""
-    return os.environ.get("SEGVERIFY_NO_JIT", "") in ("", "0")
+def enabled() -> bool:
+    """True unless ``SEGVERIFY_NO_NATIVE`` turns the compiled loops off (they load in a millisecond, so every
+    capture, small or large, uses them when they are there)."""
+    return os.environ.get("SEGVERIFY_NO_NATIVE", "") in ("", "0")
 
 
 def loops() -> ModuleType | None:
