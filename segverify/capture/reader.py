@@ -276,28 +276,13 @@ class _Gunzip:
         return b"".join(out)
 
 
+@dataclass
 class _Plain:
-    """A plain file read in chunks no larger than what is left (``read(n)`` allocates ``n`` up front)."""
+    """A plain (not gzip) file: read by :meth:`_Source._pread` at offsets, up to ``stop`` when it is a part of a
+    split file (which ends exactly at a record boundary)."""
 
-    def __init__(self, fh: io.BufferedReader, stop: int | None = None) -> None:
-        self.fh = fh
-        try:
-            self.size = os.fstat(fh.fileno()).st_size
-        except (OSError, io.UnsupportedOperation):
-            self.size = -1
-        self.pos = fh.tell()
-        self.stop = stop
-
-    def read(self, n: int) -> bytes:
-        if self.stop is not None:  # a part of a split file ends exactly at a record boundary
-            n = min(n, self.stop - self.pos)
-            if n <= 0:
-                return b""
-        elif self.size >= 0:
-            n = min(n, max(self.size - self.pos, 1 << 16))  # a file that grows is still read on
-        data = self.fh.read(n)
-        self.pos += len(data)
-        return data
+    fh: io.BufferedReader
+    stop: int | None = None
 
 
 class _Source:
