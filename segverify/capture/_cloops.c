@@ -79,6 +79,12 @@ static inline int64_t u32(Buf b, int64_t i, int big) {
     if (big) return be32(b, i);
     return u8(b, i) | (u8(b, i + 1) << 8) | (u8(b, i + 2) << 16) | (u8(b, i + 3) << 24);
 }
+/* Prefetch the cache lines from *pf up to (not past the buffer) target: the record walk is a chain of
+ * dependent loads the hardware cannot run ahead of, so the loops ask for the bytes ahead themselves. */
+static inline void prefetch_to(Buf b, int64_t *pf, int64_t target) {
+    if (target > b.n) target = b.n;
+    for (; *pf < target; *pf += 64) __builtin_prefetch(b.p + *pf, 0, 3);
+}
 static inline int tpid(int64_t v) { return v == 0x8100 || v == 0x88A8 || v == 0x9100; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -240,8 +246,7 @@ static PyObject *pcap_fused(PyObject *self, PyObject *args) {
         if (il > caplim || il > orig) { why = 1; break; }
         int64_t nxt = off + 16 + il;
         if (nxt > end) break;
-        int64_t target = min64(nxt + PREFETCH, b.n);
-        for (; pf < target; pf += 64) __builtin_prefetch(b.p + pf, 0, 3);
+        prefetch_to(b, &pf, nxt + PREFETCH);
         int64_t sec = u32(b, off, big);
         Rec *r = rec + n;
         r->ts = sec * 1000000000LL + u32(b, off + 4, big) * tsmul;
@@ -319,8 +324,7 @@ static PyObject *pcap_walk(PyObject *self, PyObject *args) {
     while (off >= 0 && off + 16 <= end && n < room) {
         int64_t il = u32(b, off + 8, big), nxt = off + 16 + il;
         if (nxt > end) break;
-        int64_t target = min64(nxt + PREFETCH, b.n);
-        for (; pf < target; pf += 64) __builtin_prefetch(b.p + pf, 0, 3);
+        prefetch_to(b, &pf, nxt + PREFETCH);
         o[n] = off;
         sec[n] = u32(b, off, big);
         frac[n] = u32(b, off + 4, big);
@@ -358,8 +362,7 @@ static PyObject *pcapng_walk(PyObject *self, PyObject *args) {
         int64_t btype = u32(b, off, big), blen = u32(b, off + 4, big), nxt = off + blen;
         if (nxt > end || blen < 12 || (blen & 3) || blen > max_block || !(btype == 2 || btype == 3 || btype == 6))
             break;
-        int64_t target = min64(nxt + PREFETCH, b.n);
-        for (; pf < target; pf += 64) __builtin_prefetch(b.p + pf, 0, 3);
+        prefetch_to(b, &pf, nxt + PREFETCH);
         o[n++] = off;
         off = nxt;
     }

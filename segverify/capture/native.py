@@ -12,11 +12,9 @@ of an older layout is ignored rather than trusted.
 
 from __future__ import annotations
 
+import functools
 import os
 from types import ModuleType
-
-_loops: ModuleType | None = None
-_checked = False
 
 
 def enabled() -> bool:
@@ -25,19 +23,15 @@ def enabled() -> bool:
     return os.environ.get("SEGVERIFY_NO_NATIVE", "") in ("", "0")
 
 
+@functools.cache
 def loops() -> ModuleType | None:
     """The compiled loops, or None when they were not built or do not match this version's record layout."""
-    global _loops, _checked
-    if not _checked:
-        _checked = True
-        try:
-            from . import _cloops  # type: ignore[attr-defined]
-        except ImportError:
-            return None
-        from .decode import BATCH_DTYPE
+    try:
+        from . import _cloops  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    from .decode import BATCH_DTYPE
 
-        expected = tuple((name, BATCH_DTYPE.fields[name][1], BATCH_DTYPE.fields[name][0].itemsize)
-                         for name in BATCH_DTYPE.names)  # fmt: skip
-        if _cloops.layout() == expected:
-            _loops = _cloops
-    return _loops
+    expected = tuple((name, BATCH_DTYPE.fields[name][1], BATCH_DTYPE.fields[name][0].itemsize)
+                     for name in BATCH_DTYPE.names)  # fmt: skip
+    return _cloops if _cloops.layout() == expected else None

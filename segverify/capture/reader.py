@@ -379,8 +379,6 @@ class CaptureReader:
         if compiled is None:
             compiled = native.enabled()
         self.loops = native.loops() if compiled else None
-        self._fused = False  # batches(): a plain pcap's records are decoded as they are walked
-        self._batch = DEFAULT_BATCH
 
     def _damage(self, offset: int, reason: str) -> None:
         self.damage.append(Damage(self.path, offset, reason))
@@ -388,16 +386,13 @@ class CaptureReader:
     def batches(self, batch_size: int = DEFAULT_BATCH) -> Iterator[Batch]:
         """Yield :class:`Batch` objects of at most ``batch_size`` packets, in file order."""
         batch_size = max(1, int(batch_size))
-        self._fused = self.loops is not None
-        self._batch = batch_size
-        try:
-            yield from self._decode(self.raw(), batch_size)
-        finally:
-            self._fused = False
+        yield from self._decode(self.raw(batch_size if self.loops is not None else None), batch_size)
 
-    def raw(self) -> Iterator[tuple]:
+    def raw(self, decoded: int | None = None) -> Iterator[tuple | Batch]:
         """Undecoded record runs ``(buf, base, data offsets, caplen, wirelen, ts, ifindex, linktype)``:
-        the record walk alone, for finding verified record boundaries cheaply."""
+        the record walk alone, for finding verified record boundaries cheaply. With ``decoded`` (a batch size;
+        the compiled loops only), a pcap's records come as decoded :class:`Batch` es instead, each record
+        decoded as it is walked."""
         with open(self.path, "rb") as fh:
             if self.span is not None and self.span.start > 0 and self.span.section is not None:
                 src = _Source(self.path, fh, self.damage, self.span)
@@ -410,14 +405,14 @@ class CaptureReader:
                 src = _Source(self.path, fh, self.damage, self.span)
                 src.fill(0)
                 self.format = "pcap"
-                yield from self._pcap(src, header, self.span.last_sec)
+                yield from self._pcap(src, header, self.span.last_sec, decoded)
                 return
             src = _Source(self.path, fh, self.damage, self.span)
             src.fill(0)
             head = src.buf[:4]
             if src.end >= 4 and head in _PCAP_MAGICS:
                 self.format = "pcap"
-                yield from self._pcap(src)
+                yield from self._pcap(src, decoded=decoded)
             elif src.end >= 4 and struct.unpack_from("<I", src.buf, 0)[0] == _SHB:
                 self.format = "pcapng"
                 yield from self._pcapng(src)
@@ -427,7 +422,7 @@ class CaptureReader:
                 magic = src.buf[: min(src.end, 4)].hex()
                 self._damage(0, f"not a pcap or pcapng file (starts with {magic})")
 
-    def _decode(self, raw: Iterator[tuple], batch_size: int) -> Iterator[Batch]:
+    def _decode(self, raw: Iterator[tuple | Batch], batch_size: int) -> Iterator[Batch]:
         """Decode raw record runs in batches; runs from the same block are merged first.
 
         (pcapng yields a run per stretch between non-packet blocks; many tiny runs would each pay
@@ -462,8 +457,10 @@ class CaptureReader:
 
     # ------------------------------------------------------------------ pcap
 
-    def _pcap(self, src: _Source, header: bytes | None = None, last_sec: int | None = None) -> Iterator[tuple]:
-        """Records of a pcap; with ``header`` (the file's first 24 bytes) ``src`` starts at a record boundary."""
+    def _pcap(self, src: _Source, header: bytes | None = None, last_sec: int | None = None,
+              decoded: int | None = None) -> Iterator[tuple | Batch]:  # fmt: skip
+        """Records of a pcap; with ``header`` (the file's first 24 bytes) ``src`` starts at a record boundary.
+        ``decoded``: see :meth:`raw`."""
         if header is None:
             if src.end < 24:
                 self._damage(0, "pcap file header truncated")
@@ -479,10 +476,9 @@ class CaptureReader:
         self.interfaces.append(Interface(0, linktype, snaplen, tsresol=6 if tsmul == 1000 else 9))
         # While resynchronising, the header's snap length (when sane) tightens what a record may claim.
         limits = (min(snaplen, MAX_CAPLEN) if snaplen > 0 else MAX_CAPLEN, 1_000_000_000 // tsmul)
-        if self._fused:
-            yield from self._pcap_fused(src, pos, endian, tsmul, linktype, limits, last_sec)
+        if decoded is not None and self.loops is not None:
+            yield from self._pcap_fused(src, pos, endian, tsmul, linktype, limits, last_sec, decoded)
             return
-        u32 = struct.Struct(endian + "I").unpack_from
         while True:
             buf, end = src.buf, src.end
             o, ticks, frac, incl, orig, off = self._pcap_walk(buf, pos, end, endian)
@@ -498,30 +494,13 @@ class CaptureReader:
                     yield (buf, src.base, o[:k] + 16, incl[:k], orig[:k], ts,
                            np.zeros(k, np.int32), np.full(k, linktype, np.int32))  # fmt: skip
                 if k < n:
-                    bad_at = int(o[k])
-                    self._damage(src.base + bad_at, _pcap_reason(int(incl[k]), int(orig[k])))
-                    pos = self._pcap_resync(src, bad_at + 1, endian, limits, last_sec)
-                    if pos is None:
-                        return
-                    continue
-            # Stopped at the end of the buffer (or at a length that overruns it).
-            if off + 16 <= end:
-                incl = u32(buf, off + 8)[0]
-                orig = u32(buf, off + 12)[0]
-                if incl > MAX_CAPLEN or incl > orig:
-                    self._damage(src.base + off, _pcap_reason(incl, orig))
-                    pos = self._pcap_resync(src, off + 1, endian, limits, last_sec)
-                    if pos is None:
-                        return
-                    continue
-            if not src.fill(off):
-                if off < src.end:
-                    self._damage(src.base + off, f"truncated record: {src.end - off} bytes left at end of file")
+                    off = int(o[k])  # the first record with an impossible length
+            pos = self._pcap_next(src, off, endian, limits, last_sec)
+            if pos is None:
                 return
-            pos = 0  # the kept tail starts the new buffer
 
     def _pcap_fused(self, src: _Source, pos: int, endian: str, tsmul: int, linktype: int,
-                    limits: tuple[int, int], last_sec: int | None) -> Iterator[Batch]:  # fmt: skip
+                    limits: tuple[int, int], last_sec: int | None, batch: int) -> Iterator[Batch]:  # fmt: skip
         """:meth:`_pcap` with the compiled walk that decodes each record as it finds it: yields decoded
         batches, and handles damage, resynchronisation and the buffer's end exactly as :meth:`_pcap` does."""
         assert self.loops is not None
@@ -529,7 +508,7 @@ class CaptureReader:
         while True:
             buf, end = src.buf, src.end
             while True:  # batches from this buffer until the walk stops for a reason other than room
-                room = min(self._batch, (end - pos) // 16 + 1)
+                room = min(batch, (end - pos) // 16 + 1)
                 out = np.zeros(room, dtype=BATCH_DTYPE)
                 slow = np.zeros(room, dtype=bool)
                 n, off, why, sec = fused(buf, pos, end, endian == ">", tsmul, src.base, linktype, MAX_CAPLEN, out,
@@ -540,30 +519,28 @@ class CaptureReader:
                     finish_slow(buf, out, slow, src.base)
                     yield Batch(out, buf, src.base)
                 pos = int(off)
-                if why != 2:
+                if why != 2:  # 0: the buffer's end, 1: an impossible length at pos
                     break
-            if why == 1:
-                u32 = struct.unpack_from(endian + "II", buf, pos + 8)
-                self._damage(src.base + pos, _pcap_reason(*u32))
-                resumed = self._pcap_resync(src, pos + 1, endian, limits, last_sec)
-                if resumed is None:
-                    return
-                pos = resumed
-                continue
-            if pos + 16 <= end:  # a record that overruns the buffer: an impossible length is damage now
-                incl, orig = struct.unpack_from(endian + "II", buf, pos + 8)
-                if incl > MAX_CAPLEN or incl > orig:
-                    self._damage(src.base + pos, _pcap_reason(incl, orig))
-                    resumed = self._pcap_resync(src, pos + 1, endian, limits, last_sec)
-                    if resumed is None:
-                        return
-                    pos = resumed
-                    continue
-            if not src.fill(pos):
-                if pos < src.end:
-                    self._damage(src.base + pos, f"truncated record: {src.end - pos} bytes left at end of file")
+            next_pos = self._pcap_next(src, pos, endian, limits, last_sec)
+            if next_pos is None:
                 return
-            pos = 0
+            pos = next_pos
+
+    def _pcap_next(self, src: _Source, off: int, endian: str, limits: tuple[int, int],
+                   last_sec: int | None) -> int | None:  # fmt: skip
+        """Where the walk goes on after it stopped at ``off``: a record with an impossible length there is
+        damage, and the walk resumes where resynchronisation finds records again; otherwise the next buffer
+        starts with the kept tail (position 0). None at the end of the file."""
+        if off + 16 <= src.end:
+            incl, orig = struct.unpack_from(endian + "II", src.buf, off + 8)
+            if incl > MAX_CAPLEN or incl > orig:
+                self._damage(src.base + off, _pcap_reason(incl, orig))
+                return self._pcap_resync(src, off + 1, endian, limits, last_sec)
+        if not src.fill(off):
+            if off < src.end:
+                self._damage(src.base + off, f"truncated record: {src.end - off} bytes left at end of file")
+            return None
+        return 0
 
     def _pcap_walk(self, buf: bytes, pos: int, end: int, endian: str) -> tuple[np.ndarray, ...]:
         """Follow record lengths from ``pos`` while whole records fit before ``end``: the record offsets, their
