@@ -104,3 +104,15 @@ def udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes = b"x")
 
     ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
     return bytes(eth() / ip / UDP(sport=sport, dport=dport) / payload)
+
+
+def mutate(data: bytes, edits: list[tuple[int, int]], insert: tuple[int, bytes]) -> bytearray:
+    """``data`` with bytes overwritten (``edits``: position, value; positions past the end ignored) and a blob
+    inserted (``insert``: position, bytes): the hostile-input tests' damage."""
+    out = bytearray(data)
+    for pos, val in edits:
+        if pos < len(out):
+            out[pos] = val
+    at, blob = insert
+    out[at:at] = blob
+    return out

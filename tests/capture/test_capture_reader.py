@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from capture_gen import (
     eth,
+    mutate,
     ng_block,
     ng_epb,
     ng_idb,
@@ -565,12 +566,7 @@ def _read_everything(data: bytes) -> tuple[int, list[R.Damage]]:
     compress=st.booleans(),
 )
 def test_hostile_mutations_never_raise(base: int, cut: int, edits: list, insert: tuple, compress: bool) -> None:
-    data = bytearray(_BASES[base])
-    for pos, val in edits:
-        if pos < len(data):
-            data[pos] = val
-    at, blob = insert
-    data[at:at] = blob
+    data = mutate(_BASES[base], edits, insert)
     data = data[: len(data) - cut] if cut < len(data) else data[:cut]
     raw = bytes(data)
     if compress:

@@ -14,7 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from capture_gen import ng_epb, ng_idb, ng_shb, ng_spb, pcap_bytes, pcap_header, pcap_record, tcp_frame, udp_frame
+from capture_gen import (
+    mutate,
+    ng_epb,
+    ng_idb,
+    ng_shb,
+    ng_spb,
+    pcap_bytes,
+    pcap_header,
+    pcap_record,
+    tcp_frame,
+    udp_frame,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,12 +107,7 @@ def _write(data: bytes) -> str:
     compress=st.booleans(),
 )
 def test_hostile_mutations_same_both_ways(base: int, cut: int, edits: list, insert: tuple, compress: bool) -> None:
-    data = bytearray(BASES[base])
-    for pos, val in edits:
-        if pos < len(data):
-            data[pos] = val
-    at, blob = insert
-    data[at:at] = blob
+    data = mutate(BASES[base], edits, insert)
     raw = bytes(data[: max(0, len(data) - cut)])
     if compress:
         raw = gzip.compress(raw)
