@@ -100,7 +100,7 @@ static int decode_one(Buf b, int64_t o, int64_t c, int64_t ltype, Rec *r, const 
             int64_t et1 = be16(b, o + 16);
             if (tpid(et1)) {
                 int64_t et2 = be16(b, o + 20);
-                slow = tpid(et2);
+                slow = tpid(et2) && c >= 22; /* never decide on bytes past the capture */
                 etype = et2;
                 l3 = 22;
             } else {
@@ -115,11 +115,11 @@ static int decode_one(Buf b, int64_t o, int64_t c, int64_t ltype, Rec *r, const 
     } else if (ltype == SLL) {
         etype = be16(b, o + 14);
         l3 = 16;
-        slow = tpid(etype);
+        slow = tpid(etype) && c >= l3;
     } else if (ltype == SLL2) {
         etype = be16(b, o);
         l3 = 20;
-        slow = tpid(etype);
+        slow = tpid(etype) && c >= l3;
     } else if (ltype == 12 || ltype == 14 || ltype == 101 || ltype == LT_IPV4 || ltype == LT_IPV6) {
         int64_t ver0 = u8(b, o) >> 4;
         etype = ver0 == 4 ? ETH_IPV4 : (ver0 == 6 ? ETH_IPV6 : 0);

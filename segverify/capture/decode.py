@@ -231,7 +231,7 @@ def _decode_vectorised(buf: bytes, off: np.ndarray, cap: np.ndarray, lt: np.ndar
         et1 = _f(h, 16, ">u2")
         t2 = t1 & _is_tpid(et1)
         et2 = _f(h, 20, ">u2")
-        slow = t2 & _is_tpid(et2)  # a third tag: the scalar decoder walks any depth
+        slow = t2 & _is_tpid(et2) & (cap >= 22)  # a third tag (captured): the scalar decoder walks any depth
         etype = np.where(t2, et2, np.where(t1, et1, et_eth))
         l3 = 14 + 4 * t1.astype(i64) + 4 * t2.astype(i64)
         vlan = np.where(t1 & (cap >= 18), _f(h, 14, ">u2") & 0xFFF, -1)
@@ -251,7 +251,8 @@ def _decode_vectorised(buf: bytes, off: np.ndarray, cap: np.ndarray, lt: np.ndar
         vlan = np.where(eth, vlan, -1)
         known = eth | sll | sll2 | raw
         # unknown link types, and VLAN tags inside SLL/SLL2 (rare): scalar path
-        slow = (slow & eth) | ~known | ((sll | sll2) & _is_tpid(etype))
+        # (a tag only counts when the link header was captured whole: never decide on bytes past the capture)
+        slow = (slow & eth) | ~known | ((sll | sll2) & _is_tpid(etype) & (cap >= l3))
         linkok = (cap >= np.maximum(l3, 1)) & ~slow
     else:
         linkok = (cap >= l3) & ~slow
