@@ -174,6 +174,26 @@ static PyObject *py_levels_match(PyObject *self, PyObject *arg) {
     Py_RETURN_TRUE;
 }
 
+/* The cube of a row of literals, one per variable in index order (0, 1, or 2: free), built from the
+ * bottom up (index order is level order: ``levels_match``). Returned referenced, or NULL (out of memory). */
+static DdNode *build_cube(DdManager *dd, const unsigned char *lits, int n) {
+    DdNode *one = cudd_read_one(dd), *f = one;
+    cudd_ref(f);
+    for (int i = n - 1; i >= 0; i--) {
+        if (lits[i] > 1)
+            continue;
+        DdNode *g = lits[i] ? make(dd, i, f, NOT(one)) : make(dd, i, NOT(one), f);
+        if (!g) {
+            cudd_recursive_deref(dd, f);
+            return NULL;
+        }
+        cudd_ref(g);
+        cudd_recursive_deref(dd, f);
+        f = g;
+    }
+    return f;
+}
+
 /* cube(mgr, assignment, index_of, add_int): the conjunction of the literals in ``assignment`` (variable
  * name -> bool), the variables numbered by ``index_of``, as the Function ``add_int`` (the manager's
  * ``BDD._add_int``) makes of it. */
@@ -186,59 +206,84 @@ static PyObject *py_cube(PyObject *self, PyObject *args) {
     if (!dd)
         return NULL;
     int n = cudd_read_size(dd);
-    signed char stack_lits[1024];
-    signed char *lits = n <= (int)sizeof stack_lits ? stack_lits : PyMem_Malloc((size_t)n);
+    unsigned char *lits = PyMem_Malloc((size_t)n);
     if (!lits)
         return PyErr_NoMemory();
-    memset(lits, -1, (size_t)n);
+    memset(lits, 2, (size_t)n);
     PyObject *key, *value;
     Py_ssize_t pos = 0;
-    int lowest = n;
     while (PyDict_Next(assignment, &pos, &key, &value)) {
         PyObject *index_obj = PyDict_GetItemWithError(index_of, key);
         if (!index_obj) {
             if (!PyErr_Occurred())
                 PyErr_Format(PyExc_KeyError, "unknown variable %R", key);
-            goto fail;
+            PyMem_Free(lits);
+            return NULL;
         }
         long index = PyLong_AsLong(index_obj);
         int truth = PyObject_IsTrue(value);
-        if ((index == -1 && PyErr_Occurred()) || truth < 0)
-            goto fail;
+        if ((index == -1 && PyErr_Occurred()) || truth < 0) {
+            PyMem_Free(lits);
+            return NULL;
+        }
         if (index < 0 || index >= n) {
-            PyErr_Format(PyExc_ValueError, "variable index %ld out of range", index);
-            goto fail;
+            PyMem_Free(lits);
+            return PyErr_Format(PyExc_ValueError, "variable index %ld out of range", index);
         }
-        lits[index] = (signed char)truth;
-        if (index < lowest)
-            lowest = (int)index;
+        lits[index] = (unsigned char)truth;
     }
-    DdNode *one = cudd_read_one(dd), *f = one;
-    cudd_ref(f);
-    for (int i = n - 1; i >= lowest; i--) {
-        if (lits[i] < 0)
-            continue;
-        DdNode *g = lits[i] ? make(dd, i, f, NOT(one)) : make(dd, i, NOT(one), f);
-        if (!g) {
-            cudd_recursive_deref(dd, f);
-            PyErr_NoMemory();
-            goto fail;
-        }
-        cudd_ref(g);
-        cudd_recursive_deref(dd, f);
-        f = g;
-    }
-    if (lits != stack_lits)
-        PyMem_Free(lits);
+    DdNode *f = build_cube(dd, lits, n);
+    PyMem_Free(lits);
+    if (!f)
+        return PyErr_NoMemory();
     PyObject *as_int = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)f + 2); /* dd's numbering */
     PyObject *fn = as_int ? PyObject_CallOneArg(add_int, as_int) : NULL;
     Py_XDECREF(as_int);
     cudd_recursive_deref(dd, f); /* the Function holds its own reference now (or the call failed) */
     return fn;
-fail:
-    if (lits != stack_lits)
-        PyMem_Free(lits);
-    return NULL;
+}
+
+/* cubes(mgr, rows, out): the cube of each row of literals (``cube``'s bytes, one row per variable
+ * count) into buffer ``out`` (uint64), each referenced. Runs without the GIL. */
+static PyObject *py_cubes(PyObject *self, PyObject *args) {
+    PyObject *mgr_obj, *rows_obj, *out_obj;
+    if (not_bound() || !PyArg_ParseTuple(args, "OOO", &mgr_obj, &rows_obj, &out_obj))
+        return NULL;
+    DdManager *dd = PyLong_AsVoidPtr(mgr_obj);
+    if (!dd)
+        return NULL;
+    int n = cudd_read_size(dd);
+    Py_buffer rows, out;
+    if (get_buffer(rows_obj, &rows, 0, n, "rows") < 0)
+        return NULL;
+    if (get_buffer(out_obj, &out, 1, sizeof(DdNode *), "out") < 0) {
+        PyBuffer_Release(&rows);
+        return NULL;
+    }
+    Py_ssize_t count = rows.len / n, done = 0;
+    PyObject *result = NULL;
+    if (out.len != count * (Py_ssize_t)sizeof(DdNode *)) {
+        PyErr_SetString(PyExc_ValueError, "rows and out differ in count");
+    } else {
+        const unsigned char *p = rows.buf;
+        DdNode **o = out.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (; done < count; done++) {
+            if (!(o[done] = build_cube(dd, p + done * n, n)))
+                break;
+        }
+        if (done < count)
+            for (Py_ssize_t j = 0; j < done; j++)
+                cudd_recursive_deref(dd, o[j]);
+        Py_END_ALLOW_THREADS
+        if (done < count)
+            PyErr_NoMemory();
+        else
+            result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&rows);
+    PyBuffer_Release(&out);
+    return result;
 }
 
 /* The first-match loop (see firewall.first_match, which this mirrors operation for operation):
@@ -542,6 +587,7 @@ static PyMethodDef methods[] = {
     {"node", py_node, METH_O, "node(ptr) -> (index, then, else) of a live node."},
     {"levels_match", py_levels_match, METH_O, "levels_match(mgr) -> every variable's level is its index."},
     {"cube", py_cube, METH_VARARGS, "cube(mgr, assignment, index_of, add_int) -> Function."},
+    {"cubes", py_cubes, METH_VARARGS, "cubes(mgr, rows, out): the cube of each row of literals, referenced."},
     {"first_match", py_first_match, METH_VARARGS,
      "first_match(mgr, matches, allow, effective, state) -> (allowed, decided, run), all referenced."},
     {"transfer", py_transfer, METH_VARARGS, "transfer(src, dst, nodes, out): copy nodes between managers."},

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from ..model.addresses import ALL_ADDRESSES, V4_SIZE, V6_BASE, IntervalSet
 from ..model.rules import And, Expr, FieldIn, Rule, RuleSet
 from . import kernel
-from .space import BDD, PacketSpace
+from .space import BDD, PacketSpace, Run
 
 # Regions larger than this (BDD nodes) are tested with ``PacketSpace.meets``, smaller ones with an AND.
 MEETS_ABOVE = 2_000
@@ -238,36 +238,58 @@ def _disjoint_ifaces(a: Rule, b: Rule) -> bool:
     return False
 
 
-def rule_match(space: PacketSpace, rule: Rule, iface_index: dict[str, int],
-               iface_blocks: dict[tuple[str, frozenset[str]], tuple[dict[str, bool], ...]] | None = None) -> BDD:
-    """A rule's match including its interface conditions, restricted to ``valid_shape``
-    (one cube for a typical rule).
+IfaceRuns = dict[tuple[str, frozenset[str]], tuple[tuple[Run, ...], IntervalSet]]
 
-    ``iface_blocks`` caches the blocks of each interface list (rule sets repeat a few of them).
+
+def rule_literals(space: PacketSpace, rule: Rule, iface_index: dict[str, int],
+                  iface_runs: IfaceRuns | None = None) -> tuple[bytes, list[BDD]] | None:
+    """A rule's match including its interface conditions, restricted to ``valid_shape``, as
+    ``PacketSpace.rule_literals`` gives it: one row of literals (the whole match, for a typical
+    rule) and the sets to AND on; None when it matches nothing.
+
+    ``iface_runs`` caches the runs of each interface list (rule sets repeat a few of them; the
+    runs hold no BDD, so shards share the cache).
     """
-    cubes: list[dict[str, bool]] = []
+    runs: list[Run] = []
     extra: list[BDD] = []
     for field_name, names in (("in_if", rule.in_ifaces), ("out_if", rule.out_ifaces)):
         if names is None:
             continue
         key = (field_name, names)
-        blocks = iface_blocks.get(key) if iface_blocks is not None else None
-        values = None
-        if blocks is None:
+        got = iface_runs.get(key) if iface_runs is not None else None
+        if got is None:
             values = IntervalSet.of(*(iface_index[n] for n in names if n in iface_index))
-            blocks = space.blocks(field_name, values)
-            if iface_blocks is not None:
-                iface_blocks[key] = blocks
-        if not blocks:
-            return space.false
-        if len(blocks) == 1:
-            cubes.append(blocks[0])
+            got = (space.runs(field_name, values), values)
+            if iface_runs is not None:
+                iface_runs[key] = got
+        field_runs, values = got
+        if not field_runs:
+            return None
+        if len(field_runs) == 1:
+            runs.append(field_runs[0])
         else:
-            values = values or IntervalSet.of(*(iface_index[n] for n in names if n in iface_index))
             extra.append(space.values(field_name, values))
     match = rule.match
     parts: tuple[Expr, ...] = match.parts if isinstance(match, And) else (match,)
-    return space.rule_set(parts, cubes, extra)
+    return space.rule_literals(parts, runs, extra)
+
+
+def rule_match(space: PacketSpace, rule: Rule, iface_index: dict[str, int],
+               iface_runs: IfaceRuns | None = None) -> BDD:
+    """A rule's match including its interface conditions, restricted to ``valid_shape``."""
+    got = rule_literals(space, rule, iface_index, iface_runs)
+    if got is None:
+        return space.false
+    return _and_all(space, space.cube_of(got[0]), got[1])
+
+
+def _and_all(space: PacketSpace, u: BDD, sets: list[BDD]) -> BDD:
+    false = space.false
+    for v in sets:
+        u = u & v
+        if u == false:
+            break
+    return u
 
 
 def first_match(space: PacketSpace, matches: list[BDD], allow: bytes) -> tuple[list[BDD], BDD, BDD]:
@@ -486,9 +508,11 @@ def _meets(dst: IntervalSet | None, cell: Cell) -> bool:
 def _compile_shards(home: PacketSpace, ruleset: RuleSet, iface_index: dict[str, int], plan: _Plan) -> list[Shard]:
     named = [c for cells in plan.cells for c in cells if c != REST]
 
+    iface_runs: IfaceRuns = {}  # no BDD in it: the shards share it
+
     def build(s: int) -> Shard:
         return _compile_shard(home.sibling(), ruleset, iface_index, plan.parts[s], plan.cells[s], named,
-                              plan.whole[s])
+                              plan.whole[s], iface_runs)
 
     n = len(plan.cells)
     threads = min(MAX_THREADS, n, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
@@ -499,21 +523,38 @@ def _compile_shards(home: PacketSpace, ruleset: RuleSet, iface_index: dict[str, 
 
 
 def _compile_shard(space: PacketSpace, ruleset: RuleSet, iface_index: dict[str, int], indices: list[int],
-                   cells: list[Cell] | None, named: list[Cell] | None, whole: set[int] | None = None) -> Shard:
+                   cells: list[Cell] | None, named: list[Cell] | None, whole: set[int] | None = None,
+                   iface_runs: IfaceRuns | None = None) -> Shard:
     """One shard: its rules' parts inside ``cells`` (all of them when ``cells`` is None), first match over them.
 
     Only the thread building a shard touches its manager until it is returned.
     """
+    iface_runs = {} if iface_runs is None else iface_runs
     rules = ruleset.rules
     # A shard's own manager defers its collections while it is built; the analysis manager already does.
     with space.gc_deferred() if cells is not None else contextlib.nullcontext():
         region = space.true if cells is None else _region(space, cells, named or [])
-        iface_blocks: dict[tuple[str, frozenset[str]], tuple[dict[str, bool], ...]] = {}
+        # Every rule's cube from its row of literals in one C call (the GIL released); then the few
+        # sets a rule's cube cannot say (port ranges, negations), and the cut of rules that cross cells.
+        rows = bytearray()
+        rest: list[list[BDD] | None] = []
+        for i in indices:
+            got = rule_literals(space, rules[i], iface_index, iface_runs)
+            if got is None:
+                rows += space.blank_row
+                rest.append(None)
+            else:
+                rows += got[0]
+                rest.append(got[1])
+        false = space.false
         matches = []
-        for n, i in enumerate(indices):
+        for n, (i, cube, sets) in enumerate(zip(indices, space.cubes_of(rows), rest, strict=True)):
             if not n & GC_CHECK_MASK:
                 space.gc_checkpoint()
-            m = rule_match(space, rules[i], iface_index, iface_blocks)
+            if sets is None:
+                matches.append(false)
+                continue
+            m = _and_all(space, cube, sets) if sets else cube
             if cells is not None and (whole is None or i not in whole):
                 m = m & region
             matches.append(m)

@@ -36,6 +36,8 @@ from ..model.rules import (
 from . import kernel
 
 BDD = Any  # dd.cudd.Function; dd ships no type stubs
+Run = tuple[int, bytes]  # literals of consecutive variables: (index of the first, one byte 0/1 each)
+FREE = 2  # a variable a cube leaves free, in a row of literals
 
 # Order of fields from the root down. Protocol first: it splits rule sets into small, independent
 # halves (tcp, udp, icmp …); destination before source, as most rule sets branch on the server.
@@ -94,6 +96,15 @@ class PacketSpace:
         self._expr_cache: dict[Expr, BDD] = {}
         self._shape_cache: dict[int, dict[str, bool]] = share._shape_cache if share else {}
         self._n_blocks_cache: dict[tuple[str, IntervalSet], int] = share._n_blocks_cache if share else {}
+        self._run_cache: dict[tuple[str, IntervalSet], tuple[Run, ...]] = share._run_cache if share else {}
+        self._shape_runs: dict[int, tuple[Run, ...]] = share._shape_runs if share else {}
+        # Literal rows: one byte per variable, in CUDD's index order (the declaration order).
+        index_of = self.bdd._index_of_var
+        self.n_vars = len(index_of)
+        self._first_index = {name: index_of[names[0]] for name, names in self.vars.items()}
+        self._names_by_index = [name for name, _ in sorted(index_of.items(), key=lambda item: item[1])]
+        self.blank_row = bytes([FREE]) * self.n_vars
+        self._proto_width = self.widths["proto"]
         self._gc_budget: float | None = None
         self._gc_next_look = 0
         self.valid = self._valid_packets(exact=True)
@@ -101,6 +112,7 @@ class PacketSpace:
         # for emptiness tests this smaller set is equivalent to ``valid`` and far cheaper to AND.
         self.valid_shape = self._valid_packets(exact=False)
         self._fam_vars = (self.vars["src"][0], self.vars["dst"][0])
+        self._fam_index = (self._first_index["src"], self._first_index["dst"])
         src_fam, dst_fam = self._var_fn[self.vars["src"][0]], self._var_fn[self.vars["dst"][0]]
         self._same_family = (src_fam & dst_fam) | (~src_fam & ~dst_fam)
         self._ports_shape = self._valid_packets(exact=False, family=False)
@@ -263,73 +275,122 @@ class PacketSpace:
                 break
         return out
 
-    def rule_set(self, parts: Sequence[Expr], cubes: Sequence[dict[str, bool]] = (),
-                 extra: Sequence[BDD] = ()) -> BDD:
-        """The packets matching every one of ``parts`` (and the ``cubes`` and ``extra`` sets),
-        restricted to ``valid_shape``: one rule of a rule set.
-
-        Every field test that is one aligned block goes into a single cube, one CUDD call for a
-        typical rule. ``valid_shape`` goes into that cube too when it can: with one protocol
-        fixed, it says only that the fields the protocol cannot use are zero and that both
-        addresses are of one family, both plain literals. Otherwise it is ANDed on.
-        """
-        cube: dict[str, bool] = {}
-        for c in cubes:
-            cube.update(c)
-        sets: list[BDD] = list(extra)
-        seen: set[str] = set()  # fields whose one block is in the cube
-        proto: int | None = None
-        block_cache = self._block_cache
-        proto_width = self.widths["proto"]
-        for part in parts:
-            if type(part) is FieldIn:
-                name, values = part.field, part.values
-                if name not in seen:
-                    blocks = block_cache.get((name, values))
-                    if blocks is None:
-                        if name not in ADDRESS_FIELDS and self._n_blocks(name, values) > 1:
-                            sets.append(self.values(name, values))  # a port range: no cubes needed
-                            continue
-                        blocks = self.blocks(name, values)
-                    if not blocks:
-                        return self.false
-                    if len(blocks) == 1:
-                        seen.add(name)
-                        block = blocks[0]
-                        cube.update(block)
-                        if name == "proto" and len(block) == proto_width:
-                            proto = values.intervals[0][0]
-                        continue
-                sets.append(self.values(name, values))
-            else:
-                sets.append(self.compile(part))
-        if proto is not None:
-            shape = self._proto_shape(proto)
-            if cube.keys().isdisjoint(shape):  # nothing to clash with (the usual case): one C-level merge
-                cube.update(shape)
-            else:
-                for var, bit in shape.items():
-                    if cube.setdefault(var, bit) != bit:
-                        return self.false
-        else:
-            sets.append(self._ports_shape)
-        src_fam, dst_fam = self._fam_vars
-        src_bit, dst_bit = cube.get(src_fam), cube.get(dst_fam)
-        if src_bit is None and dst_bit is None:
-            sets.append(self._same_family)
-        elif src_bit is None:
-            cube[src_fam] = dst_bit  # type: ignore[assignment]
-        elif dst_bit is None:
-            cube[dst_fam] = src_bit
-        elif src_bit != dst_bit:
+    def rule_set(self, parts: Sequence[Expr], runs: Sequence[Run] = (), extra: Sequence[BDD] = ()) -> BDD:
+        """The packets matching every one of ``parts`` (and the ``runs`` and ``extra`` sets),
+        restricted to ``valid_shape``: one rule of a rule set. See ``rule_literals``."""
+        got = self.rule_literals(parts, runs, extra)
+        if got is None:
             return self.false
-        out = self.cube(cube)
+        literals, sets = got
+        out = self.cube_of(literals)
         false = self.false
         for u in sets:
             out = out & u
             if out == false:
                 break
         return out
+
+    def rule_literals(self, parts: Sequence[Expr], runs: Sequence[Run] = (),
+                      extra: Sequence[BDD] = ()) -> tuple[bytes, list[BDD]] | None:
+        """One rule's match as a cube and the sets still to AND on: the cube as one byte per variable
+        (0, 1, or 2 for free; the variables' index order), or None when the match is empty.
+
+        Every field test that is one aligned block goes into the cube, one CUDD call for a
+        typical rule (in C for a whole shard at once: ``cubes_of``). ``valid_shape`` goes into
+        the cube too when it can: with one protocol fixed, it says only that the fields the
+        protocol cannot use are zero and that both addresses are of one family, both plain
+        literals. Otherwise it is ANDed on.
+        """
+        literals = bytearray(self.blank_row)
+        for start, bits in runs:
+            if not _merge(literals, start, bits):
+                return None
+        sets: list[BDD] = list(extra)
+        seen: set[str] = set()  # fields whose one block is in the cube
+        proto: int | None = None
+        run_cache = self._run_cache
+        for part in parts:
+            if type(part) is FieldIn:
+                name, values = part.field, part.values
+                if name not in seen:
+                    field_runs = run_cache.get((name, values))
+                    if field_runs is None:
+                        if name not in ADDRESS_FIELDS and self._n_blocks(name, values) > 1:
+                            sets.append(self.values(name, values))  # a port range: no cubes needed
+                            continue
+                        field_runs = self.runs(name, values)
+                    if not field_runs:
+                        return None
+                    if len(field_runs) == 1:
+                        seen.add(name)
+                        start, bits = field_runs[0]
+                        if not _merge(literals, start, bits):
+                            return None
+                        if name == "proto" and len(bits) == self._proto_width:
+                            proto = values.intervals[0][0]
+                        continue
+                sets.append(self.values(name, values))
+            else:
+                sets.append(self.compile(part))
+        if proto is not None:
+            for start, bits in self._proto_shape_runs(proto):
+                if not _merge(literals, start, bits):
+                    return None
+        else:
+            sets.append(self._ports_shape)
+        src_fam, dst_fam = self._fam_index
+        src_bit, dst_bit = literals[src_fam], literals[dst_fam]
+        if src_bit == FREE and dst_bit == FREE:
+            sets.append(self._same_family)
+        elif src_bit == FREE:
+            literals[src_fam] = dst_bit
+        elif dst_bit == FREE:
+            literals[dst_fam] = src_bit
+        elif src_bit != dst_bit:
+            return None
+        return bytes(literals), sets
+
+    def cube_of(self, literals: bytes) -> BDD:
+        """The cube of one ``rule_literals`` row."""
+        if self.ops is not None:
+            return self.cubes_of(literals)[0]
+        names = self._names_by_index
+        return self.bdd.cube({names[i]: bool(v) for i, v in enumerate(literals) if v != FREE})
+
+    def cubes_of(self, rows: bytes | bytearray) -> list[BDD]:
+        """The cubes of consecutive ``rule_literals`` rows (one C call, the GIL released, when it can)."""
+        n = len(rows) // self.n_vars
+        if self.ops is None:
+            return [self.cube_of(rows[k * self.n_vars:(k + 1) * self.n_vars]) for k in range(n)]
+        out = array("Q", bytes(8 * n))
+        self.ops.cubes(self.manager, rows, out)
+        return kernel.wrap(self.ops, self.bdd, self.manager, out)
+
+    def runs(self, field: str, values: IntervalSet) -> tuple[Run, ...]:
+        """``blocks`` as runs of literals: (index of the first variable, one byte per fixed variable).
+
+        A field's variables are consecutive, and a block fixes its first few (an address's family
+        bit, then the top bits of the prefix), so each block is one run."""
+        key = (field, values)
+        hit = self._run_cache.get(key)
+        if hit is None:
+            start = self._first_index[field]
+            hit = tuple((start, _literal_bytes(self.vars[field], block)) for block in self.blocks(field, values))
+            self._run_cache[key] = hit
+        return hit
+
+    def _proto_shape_runs(self, proto: int) -> tuple[Run, ...]:
+        """``_proto_shape`` as runs of literals."""
+        hit = self._shape_runs.get(proto)
+        if hit is None:
+            zero = []
+            if proto not in PORT_PROTOS:
+                zero += ["dport", "sport"]
+            if proto not in ICMP_PROTOS:
+                zero += ["icmp_type", "icmp_code"]
+            hit = tuple((self._first_index[name], bytes(self.widths[name])) for name in zero)
+            self._shape_runs[proto] = hit
+        return hit
 
     def _proto_shape(self, proto: int) -> dict[str, bool]:
         """``valid_shape`` for one protocol, less the family part: the fields it cannot use are zero."""
@@ -636,6 +697,30 @@ def _aligned_blocks(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
 
 
 _BIT = {"0": False, "1": True}
+
+
+def _literal_bytes(names: Sequence[str], block: dict[str, bool]) -> bytes:
+    """A block (a cube on the first variables of one field) as its run of literal bytes."""
+    bits = bytes(block[n] for n in names[:len(block)])
+    if len(bits) != len(block):  # pragma: no cover - a block always fixes a field's first variables
+        raise ValueError("not a run")
+    return bits
+
+
+def _merge(literals: bytearray, start: int, bits: bytes) -> bool:
+    """AND a run into a row of literals; False when they clash (the cube is empty)."""
+    end = start + len(bits)
+    current = literals[start:end]
+    if current.count(FREE) == len(current):
+        literals[start:end] = bits
+        return True
+    for k, bit in enumerate(bits):
+        have = current[k]
+        if have == FREE:
+            literals[start + k] = bit
+        elif have != bit:
+            return False
+    return True
 
 
 def _bits_cube(names: Sequence[str], value: int, fixed: int) -> dict[str, bool]:
