@@ -13,14 +13,11 @@ of an older layout is ignored rather than trusted.
 from __future__ import annotations
 
 import functools
-import os
 from types import ModuleType
 
+from ..compiled import enabled
 
-def enabled() -> bool:
-    """True unless ``SEGVERIFY_NO_NATIVE`` turns the compiled loops off (they load in a millisecond, so every
-    capture, small or large, uses them when they are there)."""
-    return os.environ.get("SEGVERIFY_NO_NATIVE", "") in ("", "0")
+__all__ = ["enabled", "loops"]  # ``enabled``: the reader asks here (one switch for every C extension)
 
 
 @functools.cache

@@ -159,6 +159,13 @@ static DdNode *make(DdManager *dd, int index, DdNode *t, DdNode *e) {
     return cudd_unique_inter(dd, index, t, e);
 }
 
+/* Release one reference of each of the first ``n`` nodes (NULL entries skipped). */
+static void deref_each(DdManager *dd, DdNode *const *nodes, Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++)
+        if (nodes[j])
+            cudd_recursive_deref(dd, nodes[j]);
+}
+
 /* levels_match(mgr): True when every variable's level is its index (no reordering since declaration):
  * ``cube`` and ``transfer`` build nodes bottom-up by index and rely on it. */
 static PyObject *py_levels_match(PyObject *self, PyObject *arg) {
@@ -273,8 +280,7 @@ static PyObject *py_cubes(PyObject *self, PyObject *args) {
                 break;
         }
         if (done < count)
-            for (Py_ssize_t j = 0; j < done; j++)
-                cudd_recursive_deref(dd, o[j]);
+            deref_each(dd, o, done);
         Py_END_ALLOW_THREADS
         if (done < count)
             PyErr_NoMemory();
@@ -334,8 +340,7 @@ failed_after:
     i++; /* effective[i] was taken */
 done:
     if (rc < 0)
-        for (Py_ssize_t j = 0; j < i; j++)
-            cudd_recursive_deref(dd, effective[j]);
+        deref_each(dd, effective, i);
     state[0] = allowed;
     state[1] = decided;
     state[2] = run;
@@ -542,8 +547,7 @@ static PyObject *py_transfer(PyObject *self, PyObject *args) {
             free(x.map.slots);
         }
         if (failed)
-            for (Py_ssize_t j = 0; j < done; j++)
-                cudd_recursive_deref(dst, ((DdNode **)out.buf)[j]);
+            deref_each(dst, out.buf, done);
         Py_END_ALLOW_THREADS
         if (failed)
             PyErr_NoMemory();
@@ -573,10 +577,7 @@ static PyObject *py_deref(PyObject *self, PyObject *args) {
     Py_buffer b;
     if (get_buffer(nodes_obj, &b, 0, sizeof(DdNode *), "nodes") < 0)
         return NULL;
-    DdNode **p = b.buf;
-    for (Py_ssize_t i = 0, n = b.len / (Py_ssize_t)sizeof(DdNode *); i < n; i++)
-        if (p[i])
-            cudd_recursive_deref(dd, p[i]);
+    deref_each(dd, b.buf, b.len / (Py_ssize_t)sizeof(DdNode *));
     PyBuffer_Release(&b);
     Py_RETURN_NONE;
 }

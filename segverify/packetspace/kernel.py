@@ -9,7 +9,6 @@ same results, slower) when they differ, when the module was not built, or when `
 from __future__ import annotations
 
 import functools
-import os
 from array import array
 from collections.abc import Iterable, Sequence
 from types import ModuleType
@@ -17,11 +16,9 @@ from typing import Any
 
 from dd import cudd
 
+from ..compiled import enabled
+
 Function = Any  # dd.cudd.Function
-
-
-def enabled() -> bool:
-    return os.environ.get("SEGVERIFY_NO_NATIVE", "") in ("", "0")
 
 
 @functools.cache

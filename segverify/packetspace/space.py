@@ -94,7 +94,6 @@ class PacketSpace:
         self._block_cache: dict[tuple[str, IntervalSet], tuple[dict[str, bool], ...]] = (
             share._block_cache if share else {})
         self._expr_cache: dict[Expr, BDD] = {}
-        self._shape_cache: dict[int, dict[str, bool]] = share._shape_cache if share else {}
         self._n_blocks_cache: dict[tuple[str, IntervalSet], int] = share._n_blocks_cache if share else {}
         self._run_cache: dict[tuple[str, IntervalSet], tuple[Run, ...]] = share._run_cache if share else {}
         self._shape_runs: dict[int, tuple[Run, ...]] = share._shape_runs if share else {}
@@ -281,14 +280,16 @@ class PacketSpace:
         got = self.rule_literals(parts, runs, extra)
         if got is None:
             return self.false
-        literals, sets = got
-        out = self.cube_of(literals)
+        return self.and_all(self.cube_of(got[0]), got[1])
+
+    def and_all(self, u: BDD, sets: Sequence[BDD]) -> BDD:
+        """``u`` ANDed with each of ``sets``, stopping once it is empty."""
         false = self.false
-        for u in sets:
-            out = out & u
-            if out == false:
+        for v in sets:
+            u = u & v
+            if u == false:
                 break
-        return out
+        return u
 
     def rule_literals(self, parts: Sequence[Expr], runs: Sequence[Run] = (),
                       extra: Sequence[BDD] = ()) -> tuple[bytes, list[BDD]] | None:
@@ -380,7 +381,8 @@ class PacketSpace:
         return hit
 
     def _proto_shape_runs(self, proto: int) -> tuple[Run, ...]:
-        """``_proto_shape`` as runs of literals."""
+        """``valid_shape`` for one protocol, less the family part, as runs of literals: the fields the
+        protocol cannot use are zero."""
         hit = self._shape_runs.get(proto)
         if hit is None:
             zero = []
@@ -390,19 +392,6 @@ class PacketSpace:
                 zero += ["icmp_type", "icmp_code"]
             hit = tuple((self._first_index[name], bytes(self.widths[name])) for name in zero)
             self._shape_runs[proto] = hit
-        return hit
-
-    def _proto_shape(self, proto: int) -> dict[str, bool]:
-        """``valid_shape`` for one protocol, less the family part: the fields it cannot use are zero."""
-        hit = self._shape_cache.get(proto)
-        if hit is None:
-            zero = []
-            if proto not in PORT_PROTOS:
-                zero += ["sport", "dport"]
-            if proto not in ICMP_PROTOS:
-                zero += ["icmp_type", "icmp_code"]
-            hit = {v: False for name in zero for v in self.vars[name]}
-            self._shape_cache[proto] = hit
         return hit
 
     def packet(self, p: Packet) -> BDD:

@@ -1,0 +1,12 @@
+"""The one switch for segverify's optional C extensions: the capture loops (``capture/_cloops.c``) and the
+CUDD loops (``packetspace/_cuddops.c``). Both give the same results as the Python paths they replace;
+``SEGVERIFY_NO_NATIVE=1`` turns both off (to compare, or to rule them out)."""
+
+from __future__ import annotations
+
+import os
+
+
+def enabled() -> bool:
+    """True unless ``SEGVERIFY_NO_NATIVE`` turns the compiled loops off."""
+    return os.environ.get("SEGVERIFY_NO_NATIVE", "") in ("", "0")
