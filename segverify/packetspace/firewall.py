@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..model.addresses import ALL_ADDRESSES, V4_SIZE, V6_BASE, IntervalSet
+from ..model.gcpause import paused_gc
 from ..model.rules import And, Expr, FieldIn, Rule, RuleSet
 from . import kernel
 from .space import BDD, PacketSpace, Run
@@ -510,7 +511,9 @@ def _compile_shards(home: PacketSpace, ruleset: RuleSet, iface_index: dict[str, 
     threads = min(MAX_THREADS, n, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     if home.ops is None or threads < 2:  # dd holds the GIL: threads would only take turns
         return [build(s) for s in range(n)]
-    with ThreadPoolExecutor(threads, thread_name_prefix="segverify-shard") as pool:
+    # Each manager is touched only by the thread building its shard. The cyclic collector stays off
+    # meanwhile: run from one thread, it could free a handle of a shard another thread is compiling in C.
+    with paused_gc(), ThreadPoolExecutor(threads, thread_name_prefix="segverify-shard") as pool:
         return list(pool.map(build, range(n)))
 
 
