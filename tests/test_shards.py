@@ -71,6 +71,9 @@ general = st.builds(
     st.none() | st.sets(st.sampled_from(IFACES), min_size=1).map(frozenset),
 )
 rule_lists = st.lists(st.one_of(specific, specific, specific, general), min_size=1, max_size=14)
+# Rules that bind no interface (an iptables rule set without -i/-o): cells by protocol alone.
+unbound = specific.map(lambda r: Rule(r.id, r.action, r.match))
+unbound_lists = st.lists(st.one_of(unbound, unbound, unbound, general), min_size=2, max_size=14)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,3 +231,23 @@ def test_plan_cuts_cells_and_places_general_rules_in_each():
     with unsharded():
         plain = compile_ruleset(SPACE, RuleSet(tuple(rules), "allow"), IFACES)
     assert shadowed == {rules[k].id: rules[plain.shadowing_rule(k)].id for k in plain.shadowed()}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(unbound_lists, st.sampled_from(["allow", "deny"]), st.lists(packets(), min_size=1, max_size=10))
+def test_rules_without_interfaces_shard_by_protocol(rule_list, default, pkts):
+    ruleset = RuleSet(tuple(rule_list), default)
+    with unsharded():
+        plain = compile_ruleset(SPACE, ruleset, IFACES)
+    with sharded(2):
+        split = compile_ruleset(SPACE, ruleset, IFACES)
+    if sum(r.in_ifaces is None for r in rule_list) * 2 > len(rule_list) and len(split.shards) > 1:
+        assert any(shard.pairs is None and shard.cells and shard.cells[0][0] == firewall.ANY
+                   for shard in split.shards)
+    assert split.allowed == plain.allowed
+    assert split.shadowed() == plain.shadowed()
+    for p in pkts:
+        action, first = ruleset.decide(p, "p1", "p2")
+        assert contains(split.hop("p1", "p2"), p) == (action == "allow")
+        found = split.rules_touching(SPACE.packet(p), "p1", "p2")
+        assert [ruleset.rules[k] for k in found] == ([first] if first is not None else [])

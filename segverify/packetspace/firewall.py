@@ -47,6 +47,7 @@ MAX_THREADS = 4
 # (ingress interface index, egress interface index, protocol, lowest and highest destination of a block)
 Cell = tuple[int, int, int, int, int]
 REST: Cell = (-1, -1, -1, -1, -1)  # every packet in no named cell
+ANY = -2  # a cell's interfaces when cells are by protocol alone
 ALL_LO, ALL_HI = ALL_ADDRESSES.intervals[0][0], ALL_ADDRESSES.intervals[-1][1]
 
 
@@ -56,7 +57,7 @@ class Shard:
 
     ``rules[k]`` is the rule of the k-th part; ``matches`` and ``effective`` are that part's match and
     what it decides (its match minus every earlier part here). ``pairs`` are the interface pairs of its
-    cells, None when it holds the rest (any pair may have packets there).
+    cells, None when it holds the rest or cells by protocol alone (any pair may have packets there).
     """
 
     space: PacketSpace
@@ -382,14 +383,21 @@ class _Plan:
     whole: list[set[int]]  # per shard: rules entirely inside it (their match needs no cut)
 
 
-def _group_of(rule: Rule, iface_index: dict[str, int]) -> tuple[int, int, int] | None:
-    """(ingress, egress, protocol) when a rule names exactly one of each, else None (a general rule)."""
+def _group_of(rule: Rule, iface_index: dict[str, int], by_pair: bool) -> tuple[int, int, int] | None:
+    """(ingress, egress, protocol) when a rule names exactly one of each, else None (a general rule).
+
+    Without ``by_pair`` (a rule set that mostly binds no interface pair) only the protocol counts, and
+    the group is (ANY, ANY, protocol)."""
+    proto = _field(rule, "proto")
+    if proto is None or proto.size() != 1:
+        return None
+    if not by_pair:
+        return (ANY, ANY, proto.intervals[0][0])
     ins, outs = rule.in_ifaces, rule.out_ifaces
     if ins is None or outs is None or len(ins) != 1 or len(outs) != 1:
         return None
     i, o = iface_index.get(next(iter(ins))), iface_index.get(next(iter(outs)))
-    proto = _field(rule, "proto")
-    if i is None or o is None or proto is None or proto.size() != 1:
+    if i is None or o is None:
         return None
     return (i, o, proto.intervals[0][0])
 
@@ -431,14 +439,19 @@ def _dst_blocks(dsts: list[IntervalSet | None], weight: int) -> list[tuple[int, 
 def _plan_shards(ruleset: RuleSet, iface_index: dict[str, int]) -> _Plan | None:
     """Cut a large rule set into shards of about ``SHARD_RULES`` rules, or None when it has too few cells."""
     rules = ruleset.rules
-    groups: dict[tuple[int, int, int], list[int]] = {}
-    general: list[int] = []
-    for n, r in enumerate(rules):
-        g = _group_of(r, iface_index)
-        if g is None:
-            general.append(n)
-        else:
-            groups.setdefault(g, []).append(n)
+    # Cells by interface pair and protocol; by protocol alone when most rules bind no one pair (an
+    # iptables rule set without -i/-o, say), so that those rules are not all left to the rest.
+    for by_pair in (True, False):
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        general: list[int] = []
+        for n, r in enumerate(rules):
+            g = _group_of(r, iface_index, by_pair)
+            if g is None:
+                general.append(n)
+            else:
+                groups.setdefault(g, []).append(n)
+        if 2 * len(general) <= len(rules):
+            break
     dst_of = {n: _field(rules[n], "dst") for n in range(len(rules))}
     # Each group's cells; each of its rules has a part in every cell its destinations reach.
     homes: dict[int, list[Cell]] = {}
@@ -466,7 +479,7 @@ def _plan_shards(ruleset: RuleSet, iface_index: dict[str, int]) -> _Plan | None:
         outs = None if r.out_ifaces is None else {iface_index[x] for x in r.out_ifaces if x in iface_index}
         protos = _field(r, "proto")
         homes[n] = [c for c in named
-                    if (ins is None or c[0] in ins) and (outs is None or c[1] in outs)
+                    if (ins is None or c[0] == ANY or c[0] in ins) and (outs is None or c[1] == ANY or c[1] in outs)
                     and (protos is None or c[2] in protos) and _meets(dst_of[n], c)] + [REST]
         for c in homes[n][:-1]:
             weight[c] += 1
@@ -557,14 +570,17 @@ def _compile_shard(space: PacketSpace, ruleset: RuleSet, iface_index: dict[str, 
         effective, allowed, decided = first_match(space, matches, allow)
         if ruleset.default == "allow":
             allowed = allowed | (region & ~decided)
-    pairs = None if cells is None or REST in cells else frozenset((c[0], c[1]) for c in cells)
+    pairs = None if cells is None or REST in cells or any(c[0] == ANY for c in cells) else frozenset(
+        (c[0], c[1]) for c in cells)
     return Shard(space, indices, matches, effective, allowed, decided, cells, pairs)
 
 
 def _region(space: PacketSpace, cells: list[Cell], named: list[Cell]) -> BDD:
     """The packets of ``cells``; the rest cell is every packet in no named cell."""
     def cell(c: Cell) -> BDD:
-        u = space.interface("in_if", c[0]) & space.interface("out_if", c[1]) & space.value("proto", c[2])
+        u = space.value("proto", c[2])
+        if c[0] != ANY:
+            u = u & space.interface("in_if", c[0]) & space.interface("out_if", c[1])
         return u if (c[3], c[4]) == (ALL_LO, ALL_HI) else u & space.values("dst", IntervalSet.interval(c[3], c[4]))
 
     out = space.false
