@@ -251,3 +251,23 @@ def test_rules_without_interfaces_shard_by_protocol(rule_list, default, pkts):
         assert contains(split.hop("p1", "p2"), p) == (action == "allow")
         found = split.rules_touching(SPACE.packet(p), "p1", "p2")
         assert [ruleset.rules[k] for k in found] == ([first] if first is not None else [])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(address_sets(), port_sets()), min_size=1, max_size=4),
+       st.lists(st.tuples(address_sets(), port_sets()), min_size=1, max_size=4), st.booleans())
+def test_meets_in_c_is_and_exists(a, b, negate):
+    """``meets`` (CUDD's Leq against the complement, in C) answers as dd's and-exists over every variable."""
+    import dd.cudd
+
+    def build(parts):
+        u = SPACE.false
+        for dst, ports in parts:
+            u = u | (SPACE.values("dst", dst) & SPACE.values("dport", ports))
+        return u
+
+    u, v = build(a), build(b)
+    v = ~v if negate else v
+    expected = dd.cudd.and_exists(u, v, SPACE._all_vars) != SPACE.false
+    assert SPACE.meets(u, v) == expected == ((u & v) != SPACE.false)
+    assert not SPACE.meets(u, ~u) and SPACE.meets(u, u) == (u != SPACE.false)

@@ -490,9 +490,11 @@ class PacketSpace:
         finding's packet set against ``valid``, against 0.3 ms here).
         """
         false = self.false
-        if u == false or v == false:  # dd builds a cube of all 330 variables per call: 25 us
+        if u == false or v == false:
             return False
-        return cudd.and_exists(u, v, self._all_vars) != false
+        if self.ops is not None:  # u & v is empty exactly when u <= ~v: CUDD's Leq, in C
+            return self.ops.meets(self.manager, int(u), int(v))
+        return cudd.and_exists(u, v, self._all_vars) != false  # dd builds a cube of all the variables: 25 us
 
     def covers(self, u: BDD, v: BDD) -> bool:
         """Whether ``v`` is a subset of ``u``, without building ``v & ~u``."""
