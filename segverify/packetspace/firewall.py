@@ -42,6 +42,7 @@ SHARD_MIN_RULES = 2_000
 # 0.7 s against 1.7 s in one manager, 5,000 per shard no faster than one manager).
 SHARD_RULES = 600
 MAX_SHARDS = 64
+MAX_PARTS = 6  # parts per rule, on average, beyond which a rule set is not cut (see _plan_shards)
 MAX_THREADS = 4
 
 # (ingress interface index, egress interface index, protocol, lowest and highest destination of a block)
@@ -437,10 +438,15 @@ def _dst_blocks(dsts: list[IntervalSet | None], weight: int) -> list[tuple[int, 
 
 
 def _plan_shards(ruleset: RuleSet, iface_index: dict[str, int]) -> _Plan | None:
-    """Cut a large rule set into shards of about ``SHARD_RULES`` rules, or None when it has too few cells."""
+    """Cut a large rule set into shards of about ``SHARD_RULES`` rules, or None when it has too few cells.
+
+    Cells by interface pair and protocol, or by protocol alone (an iptables rule set without -i/-o, say),
+    whichever cuts the rules into fewer parts; none at all when both would cut them into more than
+    ``MAX_PARTS`` parts per rule on average (each part is a rule's worth of work: the cut would cost more
+    than the shards save)."""
     rules = ruleset.rules
-    # Cells by interface pair and protocol; by protocol alone when most rules bind no one pair (an
-    # iptables rule set without -i/-o, say), so that those rules are not all left to the rest.
+    dst_of = {n: _field(rules[n], "dst") for n in range(len(rules))}
+    best: tuple[int, dict[int, list[Cell]], dict[Cell, int], list[int]] | None = None
     for by_pair in (True, False):
         groups: dict[tuple[int, int, int], list[int]] = {}
         general: list[int] = []
@@ -450,39 +456,16 @@ def _plan_shards(ruleset: RuleSet, iface_index: dict[str, int]) -> _Plan | None:
                 general.append(n)
             else:
                 groups.setdefault(g, []).append(n)
-        if 2 * len(general) <= len(rules):
-            break
-    dst_of = {n: _field(rules[n], "dst") for n in range(len(rules))}
-    # Each group's cells; each of its rules has a part in every cell its destinations reach.
-    homes: dict[int, list[Cell]] = {}
-    weight: dict[Cell, int] = {}
-    for g, members in groups.items():
-        blocks = _dst_blocks([dst_of[n] for n in members], len(members))
-        cells = [(*g, lo, hi) for lo, hi in blocks]
-        if len(cells) == 1:
-            for n in members:
-                homes[n] = cells
-            weight[cells[0]] = len(members)
-            continue
-        first, size = blocks[0][0], blocks[0][1] - blocks[0][0] + 1
-        for n in members:  # the blocks from its lowest destination's to its highest's
-            d = dst_of[n].intervals  # type: ignore[union-attr]
-            homes[n] = cells[(d[0][0] - first) // size:(d[-1][1] - first) // size + 1]
-            for c in homes[n]:
-                weight[c] = weight.get(c, 0) + 1
-    # A general rule has a part in every named cell its interfaces, protocols and destinations allow,
-    # and in the rest.
-    named = list(weight)
-    for n in general:
-        r = rules[n]
-        ins = None if r.in_ifaces is None else {iface_index[x] for x in r.in_ifaces if x in iface_index}
-        outs = None if r.out_ifaces is None else {iface_index[x] for x in r.out_ifaces if x in iface_index}
-        protos = _field(r, "proto")
-        homes[n] = [c for c in named
-                    if (ins is None or c[0] == ANY or c[0] in ins) and (outs is None or c[1] == ANY or c[1] in outs)
-                    and (protos is None or c[2] in protos) and _meets(dst_of[n], c)] + [REST]
-        for c in homes[n][:-1]:
-            weight[c] += 1
+        budget = MAX_PARTS * len(rules) if best is None else best[0] - 1
+        got = _homes(rules, iface_index, groups, general, dst_of, budget)
+        if got is not None:
+            homes, weight = got
+            best = (sum(map(len, homes.values())), homes, weight, general)
+            if best[0] <= len(rules) + len(rules) // 4:  # hardly anything cut: look no further
+                break
+    if best is None:
+        return None
+    _, homes, weight, general = best
     weight[REST] = len(general)  # also without general rules: the default decides the rest of the space
     n_shards = min(MAX_SHARDS, len(weight), -(-sum(weight.values()) // SHARD_RULES))
     if n_shards < 2:
@@ -507,8 +490,59 @@ def _plan_shards(ruleset: RuleSet, iface_index: dict[str, int]) -> _Plan | None:
     return _Plan(cells, parts, whole)
 
 
+def _homes(rules: tuple[Rule, ...], iface_index: dict[str, int], groups: dict[tuple[int, int, int], list[int]],
+           general: list[int], dst_of: dict[int, IntervalSet | None],
+           budget: int) -> tuple[dict[int, list[Cell]], dict[Cell, int]] | None:
+    """The cells each rule has a part in, and the parts per cell; None once there are more than ``budget``
+    parts (planning stops there: it is the general rules times the cells)."""
+    # Each group's cells; each of its rules has a part in every cell its destinations reach.
+    homes: dict[int, list[Cell]] = {}
+    weight: dict[Cell, int] = {}
+    for g, members in groups.items():
+        blocks = _dst_blocks([dst_of[n] for n in members], len(members))
+        cells = [(*g, lo, hi) for lo, hi in blocks]
+        if len(cells) == 1:
+            for n in members:
+                homes[n] = cells
+            weight[cells[0]] = len(members)
+            continue
+        first, size = blocks[0][0], blocks[0][1] - blocks[0][0] + 1
+        for n in members:  # the blocks from its lowest destination's to its highest's
+            d = dst_of[n].intervals  # type: ignore[union-attr]
+            homes[n] = cells[(d[0][0] - first) // size:(d[-1][1] - first) // size + 1]
+            for c in homes[n]:
+                weight[c] = weight.get(c, 0) + 1
+    # A general rule has a part in every named cell its interfaces, protocols and destinations allow,
+    # and in the rest.
+    parts = sum(weight.values())  # the specific rules' parts so far
+    if parts > budget:
+        return None
+    named = list(weight)
+    by_group: dict[tuple[int, int, int], list[Cell]] = {}  # a firewall of many interfaces has thousands of cells
+    for c in named:
+        by_group.setdefault(c[:3], []).append(c)
+    for n in general:
+        r = rules[n]
+        ins = None if r.in_ifaces is None else {iface_index[x] for x in r.in_ifaces if x in iface_index}
+        outs = None if r.out_ifaces is None else {iface_index[x] for x in r.out_ifaces if x in iface_index}
+        protos = _field(r, "proto")
+        reached = [g for g in by_group
+                   if (ins is None or g[0] == ANY or g[0] in ins) and (outs is None or g[1] == ANY or g[1] in outs)
+                   and (protos is None or g[2] in protos)]
+        dst = dst_of[n]
+        homes[n] = [c for g in reached for c in by_group[g] if _meets(dst, c)] + [REST]
+        for c in homes[n][:-1]:
+            weight[c] += 1
+        parts += len(homes[n])
+        if parts > budget:
+            return None
+    return homes, weight
+
+
 def _meets(dst: IntervalSet | None, cell: Cell) -> bool:
-    return dst is None or bool(dst.intersection(IntervalSet.interval(cell[3], cell[4])))
+    if dst is None or (cell[3], cell[4]) == (ALL_LO, ALL_HI):
+        return True
+    return bool(dst.intersection(IntervalSet.interval(cell[3], cell[4])))
 
 
 def _compile_shards(home: PacketSpace, ruleset: RuleSet, iface_index: dict[str, int], plan: _Plan) -> list[Shard]:
