@@ -271,3 +271,21 @@ def test_meets_in_c_is_and_exists(a, b, negate):
     expected = dd.cudd.and_exists(u, v, SPACE._all_vars) != SPACE.false
     assert SPACE.meets(u, v) == expected == ((u & v) != SPACE.false)
     assert not SPACE.meets(u, ~u) and SPACE.meets(u, u) == (u != SPACE.false)
+
+
+def test_plan_prefers_fewer_parts_and_gives_up_beyond_the_budget():
+    """Rules on one ingress and any egress would be cut into a part per egress by pair: by protocol they stay
+    whole. With a budget below what either scheme needs, the rule set compiles in one manager."""
+    udp = FieldIn("proto", IntervalSet.of(17))
+    rules = [Rule(f"s{k}", "allow" if k % 3 else "deny", udp, frozenset({IFACES[k % 3]}),
+                  frozenset({IFACES[(k + 1) % 3]}) if k % 4 == 0 else None) for k in range(24)]
+    ruleset = RuleSet(tuple(rules), "deny")
+    with sharded(4):
+        split = compile_ruleset(SPACE, ruleset, IFACES)
+    cells = {c for shard in split.shards for c in shard.cells or ()}
+    assert cells and all(c[0] == firewall.ANY for c in cells if c != firewall.REST)
+    assert all(len(p) == 1 for p in split.placement)  # nothing cut
+    with sharded(4), mock.patch.object(firewall, "MAX_PARTS", 0):
+        whole = compile_ruleset(SPACE, ruleset, IFACES)
+    assert len(whole.shards) == 1 and whole.shards[0].space is SPACE
+    assert whole.allowed == split.allowed
