@@ -19,6 +19,7 @@ questions about it (which rules touch a region, which rules are shadowed) are as
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from array import array
 from concurrent.futures import ThreadPoolExecutor
@@ -57,8 +58,7 @@ class Shard:
     """The rules' parts inside some cells, compiled in one manager (``space``).
 
     ``rules[k]`` is the rule of the k-th part; ``matches`` and ``effective`` are that part's match and
-    what it decides (its match minus every earlier part here). ``pairs`` are the interface pairs of its
-    cells, None when it holds the rest or cells by protocol alone (any pair may have packets there).
+    what it decides (its match minus every earlier part here).
     """
 
     space: PacketSpace
@@ -68,7 +68,15 @@ class Shard:
     allowed: BDD  # what this shard's cells let through, the default's share included
     decided: BDD
     cells: list[Cell] | None  # None: every packet (a rule set compiled whole)
-    pairs: frozenset[tuple[int, int]] | None
+
+    @functools.cached_property
+    def pairs(self) -> frozenset[tuple[int, int]] | None:
+        """The interface pairs of its cells; None when any pair may have packets here (the rest, cells by
+        protocol alone, or the whole rule set)."""
+        cells = self.cells
+        if cells is None or any(c == REST or c[0] == ANY for c in cells):
+            return None
+        return frozenset((c[0], c[1]) for c in cells)
 
     def holds_pair(self, in_index: int, out_index: int) -> bool:
         return self.pairs is None or (in_index, out_index) in self.pairs
@@ -278,15 +286,6 @@ def rule_literals(space: PacketSpace, rule: Rule, iface_index: dict[str, int],
     return space.rule_literals(parts, runs, extra)
 
 
-def rule_match(space: PacketSpace, rule: Rule, iface_index: dict[str, int],
-               iface_runs: IfaceRuns | None = None) -> BDD:
-    """A rule's match including its interface conditions, restricted to ``valid_shape``."""
-    got = rule_literals(space, rule, iface_index, iface_runs)
-    if got is None:
-        return space.false
-    return space.and_all(space.cube_of(got[0]), got[1])
-
-
 def first_match(space: PacketSpace, matches: list[BDD], allow: bytes) -> tuple[list[BDD], BDD, BDD]:
     """First match over ``matches`` in order: (each one's effective set, allowed, decided).
 
@@ -369,10 +368,8 @@ def compile_ruleset(space: PacketSpace, ruleset: RuleSet, interfaces: list[str])
     for shard in shards:
         (part,) = space.bring([shard.allowed], shard.space)
         allowed = allowed | part
-    decided = shards[0].decided if plan is None else None
     named = [] if plan is None else [c for cells in plan.cells for c in cells if c != REST]
-    return CompiledRuleSet(space, ruleset, iface_index, allowed, shards, [tuple(p) for p in placement], named,
-                           decided)
+    return CompiledRuleSet(space, ruleset, iface_index, allowed, shards, [tuple(p) for p in placement], named)
 
 
 @dataclass
@@ -604,9 +601,7 @@ def _compile_shard(space: PacketSpace, ruleset: RuleSet, iface_index: dict[str, 
         effective, allowed, decided = first_match(space, matches, allow)
         if ruleset.default == "allow":
             allowed = allowed | (region & ~decided)
-    pairs = None if cells is None or REST in cells or any(c[0] == ANY for c in cells) else frozenset(
-        (c[0], c[1]) for c in cells)
-    return Shard(space, indices, matches, effective, allowed, decided, cells, pairs)
+    return Shard(space, indices, matches, effective, allowed, decided, cells)
 
 
 def _region(space: PacketSpace, cells: list[Cell], named: list[Cell]) -> BDD:

@@ -64,12 +64,13 @@ class PacketSpace:
     """One BDD manager and the encoding of packets (and firewall interfaces) into its variables."""
 
     def __init__(self, iface_bits: int = 6, order: Sequence[str] | None = None, cache_size: int = CACHE_SIZE,
-                 share: PacketSpace | None = None, memory_estimate: int = MEMORY_ESTIMATE) -> None:
+                 share: PacketSpace | None = None, memory_estimate: int = MEMORY_ESTIMATE,
+                 max_cache: int = MAX_CACHE) -> None:
         """``share``: a space of the same variables whose manager-independent caches (fields' blocks as
         literals, block counts, protocol shapes) this one uses too."""
         self.bdd = cudd.BDD(memory_estimate=memory_estimate, initial_cache_size=cache_size)
         # Reordering would make timings and picked witnesses depend on the run: keep the order fixed.
-        self.bdd.configure(reordering=False, max_cache_hard=MAX_CACHE if cache_size >= CACHE_SIZE else SHARD_MAX_CACHE)
+        self.bdd.configure(reordering=False, max_cache_hard=max_cache)
         self.widths: dict[str, int] = {"in_if": iface_bits, "out_if": iface_bits}
         self.widths.update(FIELD_BITS)
         self.vars: dict[str, list[str]] = {}
@@ -110,7 +111,6 @@ class PacketSpace:
         # Every set built from the model leaves the unused low 96 bits of IPv4 addresses free, so
         # for emptiness tests this smaller set is equivalent to ``valid`` and far cheaper to AND.
         self.valid_shape = self._valid_packets(exact=False)
-        self._fam_vars = (self.vars["src"][0], self.vars["dst"][0])
         self._fam_index = (self._first_index["src"], self._first_index["dst"])
         src_fam, dst_fam = self._var_fn[self.vars["src"][0]], self._var_fn[self.vars["dst"][0]]
         self._same_family = (src_fam & dst_fam) | (~src_fam & ~dst_fam)
@@ -121,7 +121,7 @@ class PacketSpace:
         shard of a large rule set (see ``firewall.compile_ruleset``). It shares this space's
         manager-independent caches."""
         return PacketSpace(self.widths["in_if"], tuple(self.vars), cache_size=SHARD_CACHE_SIZE, share=self,
-                           memory_estimate=SHARD_MEMORY_ESTIMATE)
+                           memory_estimate=SHARD_MEMORY_ESTIMATE, max_cache=SHARD_MAX_CACHE)
 
     def bring(self, functions: Sequence[BDD], source: PacketSpace) -> list[BDD]:
         """Sets of ``source``'s manager as sets of this one (same variables, same order: a sibling)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from hypothesis import strategies as st
+
 
 def pcap_header(endian: str = "<", nano: bool = False, snaplen: int = 65535, linktype: int = 1) -> bytes:
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
@@ -104,6 +106,12 @@ def udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes = b"x")
 
     ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
     return bytes(eth() / ip / UDP(sport=sport, dport=dport) / payload)
+
+
+# The damage the hostile-input tests draw for ``mutate``: byte overwrites within the first 2,000 bytes, and
+# one blob inserted there.
+EDITS = st.lists(st.tuples(st.integers(0, 1999), st.integers(0, 255)), max_size=12)
+INSERTS = st.tuples(st.integers(0, 1999), st.binary(max_size=64))
 
 
 def mutate(data: bytes, edits: list[tuple[int, int]], insert: tuple[int, bytes]) -> bytearray:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from capture_gen import (
+    EDITS,
+    INSERTS,
     eth,
     mutate,
     ng_block,
@@ -561,8 +563,8 @@ def _read_everything(data: bytes) -> tuple[int, list[R.Damage]]:
 @given(
     base=st.sampled_from(range(len(_BASES))),
     cut=st.integers(min_value=0, max_value=2000),
-    edits=st.lists(st.tuples(st.integers(0, 1999), st.integers(0, 255)), max_size=12),
-    insert=st.tuples(st.integers(0, 1999), st.binary(max_size=64)),
+    edits=EDITS,
+    insert=INSERTS,
     compress=st.booleans(),
 )
 def test_hostile_mutations_never_raise(base: int, cut: int, edits: list, insert: tuple, compress: bool) -> None:

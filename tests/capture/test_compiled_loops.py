@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from capture_gen import (
+    EDITS,
+    INSERTS,
     mutate,
     ng_epb,
     ng_idb,
@@ -102,8 +104,8 @@ def _write(data: bytes) -> str:
 @given(
     base=st.sampled_from(range(len(BASES))),
     cut=st.integers(min_value=0, max_value=1500),
-    edits=st.lists(st.tuples(st.integers(0, 1999), st.integers(0, 255)), max_size=12),
-    insert=st.tuples(st.integers(0, 1999), st.binary(max_size=64)),
+    edits=EDITS,
+    insert=INSERTS,
     compress=st.booleans(),
 )
 def test_hostile_mutations_same_both_ways(base: int, cut: int, edits: list, insert: tuple, compress: bool) -> None:
