@@ -83,3 +83,34 @@ def test_a_failing_side_process_is_quiet_and_changes_nothing(captures: list[str]
     alone, _ = run(captures, monkeypatch, side=False)
     assert made[0].fell_back and with_side == alone
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_side_maps_the_stretch_its_rows_span_and_refuses_a_capture_cut_short(tmp_path: Path) -> None:
+    import os
+
+    import numpy as np
+
+    from segverify.capture.decode import BATCH_DTYPE
+
+    data = bytes(range(256)) * 64  # 16 KiB
+    path = tmp_path / "c.pcap"
+    path.write_bytes(data)
+    rows = np.zeros(2, dtype=BATCH_DTYPE)
+    rows["pos"] = [5000, 9000]
+    rows["caplen"] = [100, 300]
+    rows["pay_off"] = [10, 0]
+    rows["pay_len"] = [20, 300]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = sidecar._read(fd, rows)
+        assert got is not None
+        batch, mapping = got
+        assert batch.base % 4096 == 0 and batch.base <= 5000
+        assert bytes(batch.payload(0)) == data[5010:5030] and bytes(batch.payload(1)) == data[9000:9300]
+        del batch
+        sidecar._release(mapping)
+        assert mapping.closed
+        rows["pos"][1] = len(data) - 100  # the file now ends before the last packet does
+        assert sidecar._read(fd, rows) is None
+    finally:
+        os.close(fd)

@@ -16,6 +16,8 @@ process to inspect as before, reading the captures again: never a flow uninspect
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import multiprocessing
 import os
 import signal
@@ -133,17 +135,28 @@ def _open(path: str) -> int | None:
         return None
 
 
-def _read(fd: int | None, cand: np.ndarray) -> Batch | None:
-    """The stretch of the capture that ``cand``'s packets span, read as the batch they index."""
+def _read(fd: int | None, cand: np.ndarray) -> tuple[Batch, mmap.mmap] | None:
+    """The stretch of the capture that ``cand``'s packets span, mapped (not copied) as the batch they index:
+    the harvest touches only the pages of the packets it keeps, where a read copied every byte of the
+    stretch (the whole capture, at the bench's sizes). A capture cut short under the map kills this process
+    with SIGBUS, which the main process survives as any failure here: it inspects by reading again."""
     if fd is None:
         return None
     lo = int(cand["pos"].min())
     hi = int((cand["pos"] + cand["caplen"].astype(np.int64)).max())
+    base = lo - lo % mmap.ALLOCATIONGRANULARITY
     try:
-        buf = os.pread(fd, hi - lo, lo)
-    except OSError:
+        if os.fstat(fd).st_size < hi:
+            return None
+        m = mmap.mmap(fd, hi - base, access=mmap.ACCESS_READ, offset=base)
+    except (OSError, ValueError):
         return None
-    return Batch(cand, buf, lo) if len(buf) == hi - lo else None
+    return Batch(cand, cast(bytes, m), base), m
+
+
+def _release(m: mmap.mmap) -> None:
+    with contextlib.suppress(BufferError):  # a view of it is still held somewhere: unmapped when that goes
+        m.close()
 
 
 def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
@@ -173,11 +186,15 @@ def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
                 os.close(fd)
             fd = _open(msg[1]) if msg[1] is not None else None
         elif kind == "take":
-            batch = msg[1] if isinstance(msg[1], Batch) else _read(fd, msg[1])
-            if batch is None:  # the capture cannot be read here as the reader saw it: inspection reads again
+            if isinstance(msg[1], Batch):
+                harvest.take(msg[1].pkts, msg[1])
+                continue
+            got = _read(fd, msg[1])
+            if got is None:  # the capture cannot be read here as the reader saw it: inspection reads again
                 harvest.give_up()
             else:
-                harvest.take(batch.pkts, batch)
+                harvest.take(got[0].pkts, got[0])
+                _release(got[1])
         elif kind == "give-up":
             harvest.give_up()
         elif kind == "flows":
