@@ -12,6 +12,7 @@ import bz2
 import gzip
 import io
 import lzma
+import re
 import struct
 import tarfile
 import time
@@ -20,7 +21,7 @@ import zipfile
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
@@ -654,3 +655,40 @@ def test_judge_never_raises_on_mutated_samples(sample: bytes, flips: list[tuple[
     assert v.clean in (True, False, None)
     if cut % 2:
         assert v.clean is not True
+
+
+# --- _as_text's control-character count: the same decision as the regexes it replaced ----------------
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+_C1_RE = re.compile(r"[\x80-\x9f]")
+
+
+def _as_text_reference(data: bytes) -> str | None:
+    """The previous ``_as_text`` for data with no BOM and no NUL (findall on the decoded text)."""
+    for enc in ("utf-8", "cp932", "euc_jp", "latin-1"):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        probe = text[: 1 << 20]
+        n = max(1, len(probe))
+        if len(_CONTROL_RE.findall(probe)) > 0.01 * n:
+            return None
+        if enc == "latin-1" and len(_C1_RE.findall(probe)) > 0.05 * n:
+            return None
+        return text
+    return None
+
+
+_TEXTISH = st.lists(st.sampled_from([b"a", b"Z", b" ", b"\n", b"\r\n", b"\t", b"\x1b", b"\x1a", b"\x01", b"\x7f",
+                                     b"\x85", b"\x9f", b"\xe3\x81\x82", b"\x82\xa0", b"\xa4\xa2", b"\xff", b"\x0c",
+                                     b"\x0b", b"\x1c"]), max_size=300).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXTISH)
+def test_as_text_counts_controls_as_the_regex_did(data: bytes) -> None:
+    from segverify.capture.content import _as_text
+
+    assume(not data.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")))
+    assert _as_text(data) == _as_text_reference(data)

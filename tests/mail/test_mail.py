@@ -543,3 +543,14 @@ def test_random_dialogues_never_raise_and_never_lose_content(cmds: list[bytes], 
     for t in smtp_transactions(client, b"".join(replies)):
         assert t.mode in ("DATA", "BDAT") or not t.inspectable
         assert 0 <= t.offset <= t.end <= len(client)
+
+
+_AMBIGUOUS_END_RE = __import__("re").compile(rb"(?:\r\n|\n|\r)\.(?:\r\n|\n|\r)|\A\.(?:\n|\r)")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b".", b"\r", b"\n", b"\r\n", b"a", b"..", b" "]), max_size=40).map(b"".join))
+def test_ambiguous_end_is_the_regex_it_replaced(body: bytes) -> None:
+    from segverify.capture.mail import ambiguous_end
+
+    assert ambiguous_end(body) == bool(_AMBIGUOUS_END_RE.search(body))
