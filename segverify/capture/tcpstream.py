@@ -68,6 +68,7 @@ MAX_GAPS = 1024
 hole every other byte must not cost memory per hole)."""
 
 _MASK = 0xFFFFFFFF
+_CONTROL = TCP_SYN | TCP_FIN | TCP_RST
 _MOD = 1 << 32
 _HALF = 1 << 31
 
@@ -281,6 +282,23 @@ class StreamReassembler:
                     self._settle()
             return
         self._segment(seq, payload, fin)
+
+    def feed_data(self, seq: int, payload: bytes | memoryview) -> None:
+        """:meth:`feed` of a segment with neither SYN nor FIN: the common case (the next bytes in order, nothing
+        waiting, room left) done here in a few operations, anything else by :meth:`feed`. Most of a capture's
+        reassembled segments take this path."""
+        n = len(payload)
+        base = self._base
+        if not n:
+            return  # a bare ACK: feed() would neither store nor count anything
+        if (base is not None and not self._starts and not self._stopped and self.fin_offset is None
+                and (seq - base - self._next) & _MASK == 0 and n <= self.max_bytes - self.delivered):
+            self.segments += 1
+            self._buf += payload
+            self._next += n
+            self.delivered += n
+            return
+        self.feed(seq, payload)
 
     def _segment(self, seq: int, payload: bytes, fin: bool) -> None:
         off = self._unwrap(seq)
@@ -608,6 +626,16 @@ class Reassembly:
         """Feed a TCP packet (addresses known) whose endpoint pair is ``key``."""
         quiet = self.quiet
         conn = self.current.get(key)
+        if conn is not None and not rec.tcp_flags & _CONTROL:
+            # most packets: neither opening, closing nor resetting a connection already there
+            sender = (rec.src, rec.sport)
+            r = conn._rs.get(sender)
+            if r is not None and len(key) == 2 and rec.proto == PROTO_TCP:
+                conn.packets += 1
+                r.feed_data(rec.seq, rec.payload)
+                if quiet is not None and rec.payload and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
+                    quiet.sender_done(key, sender)
+                return
         pure_syn = rec.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
         if conn is not None and pure_syn:
             r = conn._rs.get((rec.src, rec.sport))

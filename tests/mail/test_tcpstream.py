@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from segverify.capture import iter_packets
@@ -373,3 +373,57 @@ def test_shuffled_capture_reassembles_the_same(name: str) -> None:
             assert g.initiator_known and g.server_endpoint == w.server_endpoint
             assert g.client.data() == w.client.data() and g.server.data() == w.server.data()
             assert g.client.complete and g.server.complete and g.client.closed == w.client.closed
+
+
+# ------------------------------------------------------------------------------- the in-order fast path
+
+
+def _snapshot(r: StreamReassembler) -> tuple[object, ...]:
+    """What a reassembler holds between two segments (the bytes waiting out of order included)."""
+    return (bytes(r._buf), r._next, r._base, list(r._starts), list(r._chunks), r._pending, r.delivered, r.segments,
+            r.truncated, r.fin_offset, r.retransmitted_bytes, r.conflict_bytes, r.out_of_window_bytes)
+
+
+def _state(r: StreamReassembler) -> dict[str, object]:
+    """Everything a reassembler exposes or keeps, after the end of the stream."""
+    r.finish()
+    public = {k: getattr(r, k) for k in ("syn_seen", "fin_seen", "started_mid_stream", "fin_offset", "closed",
+                                         "truncated", "reasons", "gaps", "gap_count", "gap_bytes", "conflicts",
+                                         "conflict_bytes", "retransmitted_bytes", "out_of_window_bytes", "segments",
+                                         "delivered", "isn", "complete")}
+    return {**public, "data": r.data(), "next": r.next_offset, "buffered": r.buffered}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    isn=st.one_of(st.integers(0, M32 - 1), st.integers(M32 - 500, M32 - 1)),
+    steps=st.lists(st.tuples(st.sampled_from(["next", "next", "next", "at", "syn", "fin"]), st.integers(0, 90),
+                             st.integers(-50, 600)), max_size=40),
+    syn_first=st.booleans(),
+    max_bytes=st.integers(1, 400),
+)
+@example(isn=7, steps=[("next", 10, 0), ("next", 11, 0)], syn_first=True, max_bytes=20)  # one byte over the cap
+@example(isn=7, steps=[("next", 10, 0), ("next", 10, 0), ("next", 1, 0)], syn_first=True, max_bytes=20)  # at it
+def test_feed_data_is_feed_without_flags(isn: int, steps: list[tuple[str, int, int]], syn_first: bool,
+                                         max_bytes: int) -> None:
+    """Segments without SYN or FIN fed through ``feed_data`` leave exactly the state ``feed`` leaves: in order,
+    out of order, retransmitted, before the SYN, up to and past the cap, around the wrap."""
+    slow, fast = StreamReassembler(max_bytes=max_bytes), StreamReassembler(max_bytes=max_bytes)
+    if syn_first:
+        slow.feed(isn, b"", syn=True)
+        fast.feed(isn, b"", syn=True)
+    at = 0
+    for kind, size, off in steps:
+        if kind != "next":
+            at = off
+        payload = bytes((at + k) % 251 for k in range(size))
+        seq = (isn + 1 + at) % M32
+        syn, fin = kind == "syn", kind == "fin"
+        slow.feed(seq, payload, syn=syn, fin=fin)
+        if syn or fin:
+            fast.feed(seq, payload, syn=syn, fin=fin)
+        else:
+            fast.feed_data(seq, memoryview(payload))
+        at += size
+        assert _snapshot(fast) == _snapshot(slow)
+    assert _state(fast) == _state(slow)
