@@ -114,3 +114,44 @@ def test_the_side_maps_the_stretch_its_rows_span_and_refuses_a_capture_cut_short
         assert sidecar._read(fd, rows) is None
     finally:
         os.close(fd)
+
+
+def test_inspection_split_over_two_processes_gives_the_same_report(captures: list[str], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    real_fork = sidecar._fork_helper
+
+    def marking_fork() -> int:
+        pid = real_fork()
+        if pid == 0:
+            (tmp_path / "helper-ran").touch()
+        return pid
+
+    monkeypatch.setattr(sidecar, "SPLIT_MIN_BYTES", 0)  # split even the bundled captures' few flows
+    monkeypatch.setattr(sidecar, "_fork_helper", marking_fork)
+    alone, _ = run(captures, monkeypatch, side=False)  # one process: no side, no split
+    split, made = run(captures, monkeypatch, side=True)
+    assert (tmp_path / "helper-ran").exists()
+    assert split == alone and not made[0].fell_back
+
+
+@pytest.mark.parametrize("trouble", ["no-fork", "helper-fails"])
+def test_a_split_that_fails_is_inspected_whole_on_the_side(captures: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                           trouble: str) -> None:
+    real_fork = sidecar._fork_helper
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("the helper breaks")
+
+    def troubled_fork() -> int:
+        if trouble == "no-fork":
+            raise OSError("no more processes")
+        pid = real_fork()
+        if pid == 0:
+            monkeypatch.setattr(sidecar, "inspect_item", boom)  # in the helper only: it dies midway
+        return pid
+
+    monkeypatch.setattr(sidecar, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(sidecar, "_fork_helper", troubled_fork)
+    alone, _ = run(captures, monkeypatch, side=False)
+    split, made = run(captures, monkeypatch, side=True)
+    assert split == alone and not made[0].fell_back  # the side did the helper's share itself

@@ -20,6 +20,7 @@ import contextlib
 import mmap
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -28,11 +29,11 @@ from typing import Any, cast
 
 import numpy as np
 
-from ..capture.collect import Harvest, compact
+from ..capture.collect import Collected, Harvest, compact
 from ..capture.flows import Flow
 from ..capture.reader import Batch
 from ..model.topology import Channel, Topology
-from .inspect import Inspection, ItemResult, combine, from_harvest, inspect_channels, inspect_item, planned
+from .inspect import Inspection, ItemResult, Work, combine, from_harvest, inspect_channels, inspect_item, planned
 from .replay import FlowVerdict
 
 
@@ -207,8 +208,71 @@ def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
             at, work = planned(topo, channels,
                                [FlowVerdict(f, segment(f.src, f.vlan), segment(f.dst, f.vlan), "") for _, f in flows])
             got = from_harvest(harvest, work)
-            conn.send({flows[k][0]: inspect_item(topo, ch, what, v, got) for k, (v, ch, what) in zip(at, work,
-                                                                                                  strict=True)})
+            conn.send(inspect_split(topo, work, got, [flows[k][0] for k in at]))
             return
         else:
             return
+
+
+SPLIT_MIN_BYTES = 1 << 20
+"""Below this many stream bytes to inspect, a second process costs more than it saves."""
+
+
+def _cost(got: Collected, item: tuple[FlowVerdict, Channel, str]) -> int:
+    """Roughly what inspecting one flow costs: the bytes of its pair's connections (a screen-transfer
+    recogniser reads only the first few KiB each way)."""
+    v, _, what = item
+    if what == "screen" or v.flow.proto != 6:
+        return 4096
+    conns = got.tcp.get(frozenset(((v.flow.src, v.flow.sport), (v.flow.dst, v.flow.dport))), [])
+    return 4096 + sum(c.client.delivered + c.server.delivered for c in conns)
+
+
+def _fork_helper() -> int:
+    return os.fork()
+
+
+def inspect_split(topo: Topology, work: Work, got: Collected, ids: Sequence[int]) -> dict[int, ItemResult]:
+    """:func:`~.inspect.inspect_item` of every item of ``work``, keyed by ``ids``, on both cores: by then the
+    main process only judges flows and waits. A forked child takes about half of the bytes (the largest
+    items first, each to the lighter side) and sends its results back through a pipe; whatever it does not
+    deliver, whole and for exactly its items, is inspected here after all."""
+    def run(which: list[int]) -> dict[int, ItemResult]:
+        return {ids[k]: inspect_item(topo, work[k][1], work[k][2], work[k][0], got) for k in which}
+
+    costs = [_cost(got, item) for item in work]
+    if len(work) < 2 or sum(costs) < SPLIT_MIN_BYTES:
+        return run(list(range(len(work))))
+    mine: list[int] = []
+    theirs: list[int] = []
+    load = [0, 0]
+    for k in sorted(range(len(work)), key=costs.__getitem__, reverse=True):
+        side = 0 if load[0] <= load[1] else 1
+        (mine, theirs)[side].append(k)
+        load[side] += costs[k]
+    try:
+        rfd, wfd = os.pipe()
+        pid = _fork_helper()
+    except OSError:
+        return run(list(range(len(work))))
+    if pid == 0:  # the child: its share, pickled to the pipe, then gone without running any exit handler
+        try:
+            os.close(rfd)
+            with os.fdopen(wfd, "wb") as out:
+                pickle.dump(run(theirs), out, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    results = run(mine)
+    with os.fdopen(rfd, "rb") as fh:
+        data = fh.read()
+    os.waitpid(pid, 0)
+    try:
+        other = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - a child that died midway: its share is done here
+        other = None
+    want = {ids[k] for k in theirs}
+    if not isinstance(other, dict) or set(other) != want:
+        other = run(theirs)
+    results.update(other)
+    return results
