@@ -372,6 +372,67 @@ static PyObject *pcapng_walk(PyObject *self, PyObject *args) {
     return Py_BuildValue("LL", (long long)n, (long long)off);
 }
 
+/* select_pairs(recs, starts, bits, roles6, even, kept) -> (how many kept, fragment)
+ *
+ * The harvest's candidate test (segverify.capture.collect.Harvest.select) in one pass. Each address has
+ * role bits: an IPv4 address those of the piece of the sorted ``starts`` (int64, first 0) that holds it, in
+ * ``bits`` (uint64); an IPv6 address those in ``roles6`` (uint64, two per record: source, destination;
+ * computed by the caller, IPv6 being rare). Set pair i is bits 2i (side A) and 2i+1 (side B); ``even`` has
+ * the A bits. A record is a candidate when its source is in A_i and its destination in B_i, or the reverse;
+ * the TCP and UDP candidates are copied to ``kept`` (room for every record), in order. ``fragment``: some
+ * candidate is an IP fragment (the caller gives up). */
+static inline uint64_t v4_roles(const int64_t *st, const uint64_t *bits, Py_ssize_t m, int64_t a) {
+    Py_ssize_t lo = 0, hi = m; /* the last start <= a: starts[0] is 0 */
+    while (hi - lo > 1) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (st[mid] <= a) lo = mid; else hi = mid;
+    }
+    return bits[lo];
+}
+
+static PyObject *select_pairs(PyObject *self, PyObject *args) {
+    Py_buffer recs, starts, bits, roles6, kept;
+    unsigned long long even;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Kw*", &recs, &starts, &bits, &roles6, &even, &kept)) return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t n = recs.len / (Py_ssize_t)sizeof(Rec), m = starts.len / 8;
+    if (m < 1 || !need(&bits, m * 8, "bits") || !need(&roles6, n * 16, "roles6") ||
+        !need(&kept, n * (Py_ssize_t)sizeof(Rec), "kept"))
+        goto done;
+    const Rec *r = (const Rec *)recs.buf;
+    const int64_t *st = (const int64_t *)starts.buf;
+    const uint64_t *bt = (const uint64_t *)bits.buf, *r6 = (const uint64_t *)roles6.buf;
+    Rec *out = (Rec *)kept.buf;
+    Py_ssize_t k = 0;
+    int fragment = 0;
+    uint64_t ev = (uint64_t)even;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t rs, rd;
+        if (r[i].family == 4) {
+            rs = v4_roles(st, bt, m, (int64_t)r[i].src4);
+            rd = v4_roles(st, bt, m, (int64_t)r[i].dst4);
+        } else if (r[i].family == 6) {
+            rs = r6[2 * i];
+            rd = r6[2 * i + 1];
+        } else {
+            continue;
+        }
+        if (!(((rs & ev) & (rd >> 1)) | ((rd & ev) & (rs >> 1)))) continue;
+        if (r[i].frag & FRAG_IS_FRAGMENT) fragment = 1;
+        if (r[i].proto == 6 || r[i].proto == 17) out[k++] = r[i];
+    }
+    Py_END_ALLOW_THREADS
+    res = Py_BuildValue("ni", k, fragment);
+done:
+    PyBuffer_Release(&recs);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&bits);
+    PyBuffer_Release(&roles6);
+    PyBuffer_Release(&kept);
+    return res;
+}
+
 /* layout() -> ((field, offset, size), ...): checked against BATCH_DTYPE before the module is used. */
 static PyObject *layout(PyObject *self, PyObject *noargs) {
 #define F(name) Py_BuildValue("(snn)", #name, (Py_ssize_t)offsetof(Rec, name), (Py_ssize_t)sizeof(((Rec *)0)->name))
@@ -387,6 +448,7 @@ static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Header decoding of a run of frames."},
     {"pcap_walk", pcap_walk, METH_VARARGS, "The pcap record walk alone."},
     {"pcapng_walk", pcapng_walk, METH_VARARGS, "The pcapng packet-block walk."},
+    {"select_pairs", select_pairs, METH_VARARGS, "The harvest's candidate test over decoded records."},
     {"layout", layout, METH_NOARGS, "The decoded record's fields: (name, offset, size)."},
     {NULL, NULL, 0, NULL},
 };

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from ..model.addresses import V6_BASE, IntervalSet
 from .decode import BATCH_DTYPE, FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_FIN, TCP_RST, TCP_SYN, decode_frame
 from .fragments import Defragmenter, Reassembled, key_addresses
+from .native import enabled, loops
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
 from .tcpstream import Connection, Reassembly, SpillStore, reassemble
 
@@ -498,6 +500,7 @@ class Harvest:
             raise ValueError(f"at most {MAX_PAIR_SETS} address-set pairs")
         self._sets = [s for pair in pair_sets for s in pair]  # A0, B0, A1, B1, ...
         self._v4 = _v4_table(self._sets)
+        self._even = sum(1 << i for i in range(0, len(self._sets), 2))  # the A side of every pair
         self._plan_key = plan_key
         self._plans: dict[frozenset[Endpoint], KeyPlan | None] = {}
         self._roles6: dict[tuple[int, int], int] = {}
@@ -566,6 +569,9 @@ class Harvest:
         if not self.usable or not len(batch):
             return None
         p = batch.pkts
+        cl = loops() if enabled() else None
+        if cl is not None:
+            return self._select_compiled(cl, np.ascontiguousarray(p))
         sel = self._pair_hits(p)
         if not sel.any():
             return None
@@ -576,10 +582,26 @@ class Harvest:
         rows = np.flatnonzero(sel)
         return p[rows] if len(rows) else None
 
+    def _select_compiled(self, cl: ModuleType, p: np.ndarray) -> np.ndarray | None:
+        """:meth:`select` in one compiled pass (``_cloops.select_pairs``); IPv6 role bits from :meth:`_roles`."""
+        roles6 = np.zeros((len(p), 2), dtype=np.uint64)
+        rows6 = np.flatnonzero(p["family"] == 6)
+        if len(rows6):
+            q = p[rows6]
+            roles6[rows6, 0] = self._roles(q, "src")
+            roles6[rows6, 1] = self._roles(q, "dst")
+        kept = np.empty(len(p), dtype=BATCH_DTYPE)
+        starts, bits = self._v4
+        k, fragment = cl.select_pairs(p, starts, bits, roles6, self._even, kept)
+        if fragment:
+            self.give_up()
+            return None
+        return kept[:k].copy() if k else None  # (a copy: the rest of the room is not held)
+
     def _pair_hits(self, p: np.ndarray) -> np.ndarray:
         """Per row of ``p`` (address fields as in a batch): whether its two addresses are a candidate pair."""
         rs, rd = self._roles(p, "src"), self._roles(p, "dst")
-        even = np.uint64(sum(1 << i for i in range(0, len(self._sets), 2)))
+        even = np.uint64(self._even)
         # A_i is bit 2i, B_i bit 2i+1: a packet from A_i to B_i, or from B_i to A_i
         hit = ((rs & even) & (rd >> np.uint64(1))) | ((rd & even) & (rs >> np.uint64(1)))
         return hit != 0

@@ -195,3 +195,65 @@ def test_damage_in_a_later_block_same_both_ways(monkeypatch: pytest.MonkeyPatch)
         assert "truncated record" in damage[-1].reason
     finally:
         Path(path).unlink()
+
+
+# --- the harvest's candidate test, compiled and in numpy -----------------------------------------------
+
+_POOL4 = [0, 1, 10 << 24 | 5, 10 << 24 | 6, 10 << 24 | 200, 192 << 24 | 168 << 16 | 1, (1 << 32) - 1]
+_POOL6 = [(0, 0), (0x20010DB8 << 32, 1), (0x20010DB8 << 32, 2), (1 << 63, 5), ((1 << 64) - 1, (1 << 64) - 1)]
+
+
+def _interval(draw: st.DrawFn) -> tuple[int, int]:
+    from segverify.model.addresses import V6_BASE
+
+    if draw(st.booleans()):
+        a, b = sorted(draw(st.sampled_from(_POOL4)) + draw(st.integers(-3, 3)) for _ in range(2))
+        return max(0, a), min((1 << 32) - 1, max(0, b))
+    hi, lo = draw(st.sampled_from(_POOL6))
+    a = V6_BASE + (hi << 64 | lo)
+    return a, a + draw(st.integers(0, 2))
+
+
+@st.composite
+def _harvest_case(draw: st.DrawFn) -> tuple[list, np.ndarray]:
+    from segverify.model.addresses import IntervalSet
+
+    pairs = [(IntervalSet([_interval(draw) for _ in range(draw(st.integers(1, 3)))]),
+              IntervalSet([_interval(draw) for _ in range(draw(st.integers(1, 3)))]))
+             for _ in range(draw(st.integers(1, 4)))]
+    n = draw(st.integers(0, 60))
+    p = np.zeros(n, dtype=D.BATCH_DTYPE)
+    for i in range(n):
+        fam = draw(st.sampled_from([4, 4, 6, 0]))
+        p["family"][i] = fam
+        p["proto"][i] = draw(st.sampled_from([6, 17, 1, 58]))
+        p["frag"][i] = draw(st.sampled_from([0, 0, 0, D.FRAG_IS_FRAGMENT]))
+        p["pos"][i] = i
+        for end in ("src", "dst"):
+            if fam == 6:
+                hi, lo = draw(st.sampled_from(_POOL6))
+                p[end + "6hi"][i], p[end + "6lo"][i] = hi, min((1 << 64) - 1, lo + draw(st.integers(0, 2)))
+            else:
+                p[end + "4"][i] = max(0, min((1 << 32) - 1, draw(st.sampled_from(_POOL4)) + draw(st.integers(-2, 2))))
+    return pairs, p
+
+
+@settings(max_examples=400, deadline=None)
+@given(_harvest_case())
+def test_harvest_selects_the_same_candidates_compiled_and_in_numpy(case: tuple[list, np.ndarray]) -> None:
+    from segverify.capture import collect
+    from segverify.capture.reader import Batch
+
+    pairs, p = case
+    batch = Batch(p, b"", 0)
+    got = []
+    for compiled in (False, True):
+        h = collect.Harvest(pairs, lambda _key: None, {}, 4096)
+        if not compiled:
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(collect, "enabled", lambda: False)
+                out = h.select(batch)
+        else:
+            out = h.select(batch)
+        got.append((None if out is None else out.tobytes(), h.usable))
+    assert got[0] == got[1]
