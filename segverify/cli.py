@@ -230,6 +230,9 @@ main.add_command(_report_command)
 def entry() -> None:
     """The ``segverify`` console command."""
     global _SKIP_TEARDOWN
+    # numpy's OpenBLAS starts a worker thread that nothing here uses (no linear algebra), which costs CPU and
+    # is one more thread when the replay forks: one thread, unless the user chose otherwise
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _SKIP_TEARDOWN = True
     main()
 
