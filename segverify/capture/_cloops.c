@@ -433,6 +433,82 @@ done:
     return res;
 }
 
+/* quiet_drop(recs, hashes, index, thash, tpairs, drop) -> how many dropped
+ *
+ * The harvest's bulk drop test (segverify.capture.collect.Quiet.drop) in one pass. The tables of endpoint
+ * pairs whose packets are no longer needed lie back to back: ``index`` (int64) has one row (start, count,
+ * protocol, kind) per table; ``thash`` (uint64) each table's pair hashes, sorted; ``tpairs`` (uint64, 8 per
+ * pair) the pair itself as (family, high, low, port) twice, the sender first for kind 0. Kinds: 0 one
+ * sender's packets without SYN, FIN or RST; 1 both senders' (every UDP packet); 2 those with no payload
+ * either. A record (``hashes``: its pair hash) is dropped when a table of its protocol holds its hash and
+ * its ends match the pair field by field (a hash collision drops nothing); never an IP fragment.
+ * ``drop`` (uint8, one per record) is set to 0 or 1. */
+#define TCP_CONTROL (0x02 | 0x01 | 0x04) /* SYN FIN RST */
+
+static inline int same_end(const uint64_t *e, uint64_t fam, uint64_t hi, uint64_t lo, uint64_t port) {
+    return e[0] == fam && e[1] == hi && e[2] == lo && e[3] == port;
+}
+
+static PyObject *quiet_drop(PyObject *self, PyObject *args) {
+    Py_buffer recs, hashes, index, thash, tpairs, drop;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*", &recs, &hashes, &index, &thash, &tpairs, &drop)) return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t n = recs.len / (Py_ssize_t)sizeof(Rec), nt = index.len / 32, nh = thash.len / 8;
+    if (!need(&hashes, n * 8, "hashes") || !need(&drop, n, "drop") || !need(&tpairs, nh * 64, "tpairs")) goto done;
+    const int64_t *ix = (const int64_t *)index.buf;
+    for (Py_ssize_t t = 0; t < nt; t++) {
+        if (ix[4 * t] < 0 || ix[4 * t + 1] < 0 || ix[4 * t] + ix[4 * t + 1] > nh) {
+            PyErr_SetString(PyExc_ValueError, "quiet_drop: a table lies outside thash");
+            goto done;
+        }
+    }
+    const Rec *r = (const Rec *)recs.buf;
+    const uint64_t *h = (const uint64_t *)hashes.buf, *th = (const uint64_t *)thash.buf;
+    const uint64_t *tp = (const uint64_t *)tpairs.buf;
+    uint8_t *out = (uint8_t *)drop.buf;
+    Py_ssize_t dropped = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Rec *q = r + i;
+        out[i] = 0;
+        if (q->frag & FRAG_IS_FRAGMENT) continue;
+        int v6 = q->family == 6;
+        uint64_t fam = q->family;
+        uint64_t shi = v6 ? q->src6hi : 0, slo = v6 ? q->src6lo : q->src4;
+        uint64_t dhi = v6 ? q->dst6hi : 0, dlo = v6 ? q->dst6lo : q->dst4;
+        for (Py_ssize_t t = 0; t < nt && !out[i]; t++) {
+            int64_t start = ix[4 * t], count = ix[4 * t + 1], proto = ix[4 * t + 2], kind = ix[4 * t + 3];
+            if (q->proto != proto || count == 0) continue;
+            if (proto == 6 && (q->tcp_flags & TCP_CONTROL)) continue;
+            if (kind == 2 && q->pay_len != 0) continue;
+            int64_t lo = 0, hi = count; /* the first hash >= h[i] */
+            while (lo < hi) {
+                int64_t mid = (lo + hi) / 2;
+                if (th[start + mid] < h[i]) lo = mid + 1; else hi = mid;
+            }
+            if (lo == count || th[start + lo] != h[i]) continue;
+            const uint64_t *pair = tp + 8 * (start + lo);
+            int hit = same_end(pair, fam, shi, slo, q->sport) && same_end(pair + 4, fam, dhi, dlo, q->dport);
+            if (!hit && kind != 0)
+                hit = same_end(pair, fam, dhi, dlo, q->dport) && same_end(pair + 4, fam, shi, slo, q->sport);
+            if (hit) {
+                out[i] = 1;
+                dropped++;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(dropped);
+done:
+    PyBuffer_Release(&recs);
+    PyBuffer_Release(&hashes);
+    PyBuffer_Release(&index);
+    PyBuffer_Release(&thash);
+    PyBuffer_Release(&tpairs);
+    PyBuffer_Release(&drop);
+    return res;
+}
+
 /* layout() -> ((field, offset, size), ...): checked against BATCH_DTYPE before the module is used. */
 static PyObject *layout(PyObject *self, PyObject *noargs) {
 #define F(name) Py_BuildValue("(snn)", #name, (Py_ssize_t)offsetof(Rec, name), (Py_ssize_t)sizeof(((Rec *)0)->name))
@@ -449,6 +525,7 @@ static PyMethodDef methods[] = {
     {"pcap_walk", pcap_walk, METH_VARARGS, "The pcap record walk alone."},
     {"pcapng_walk", pcapng_walk, METH_VARARGS, "The pcapng packet-block walk."},
     {"select_pairs", select_pairs, METH_VARARGS, "The harvest's candidate test over decoded records."},
+    {"quiet_drop", quiet_drop, METH_VARARGS, "The harvest's bulk drop test over decoded records."},
     {"layout", layout, METH_NOARGS, "The decoded record's fields: (name, offset, size)."},
     {NULL, NULL, 0, NULL},
 };

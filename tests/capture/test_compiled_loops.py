@@ -257,3 +257,65 @@ def test_harvest_selects_the_same_candidates_compiled_and_in_numpy(case: tuple[l
             out = h.select(batch)
         got.append((None if out is None else out.tobytes(), h.usable))
     assert got[0] == got[1]
+
+
+# --- the harvest's bulk drop test, compiled and in numpy ----------------------------------------------
+
+_ENDS = [(10 << 24 | 5, 3389), (10 << 24 | 6, 50000), (10 << 24 | 6, 50001), (10 << 24 | 5, 25),
+         ((1 << 128) + (0x20010DB8 << 96) + 1, 443), ((1 << 128) + (0x20010DB8 << 96) + 2, 50000)]
+
+
+@st.composite
+def _quiet_case(draw: st.DrawFn) -> tuple[list, np.ndarray]:
+    from segverify.model.addresses import V6_BASE
+
+    def key() -> frozenset:
+        a, b = draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS))
+        return frozenset((a, b))
+
+    ops = []
+    for _ in range(draw(st.integers(0, 12))):
+        k = key()
+        op = draw(st.sampled_from(["started", "sender_done", "saturated", "reopened"]))
+        ops.append((op, k, draw(st.sampled_from([6, 17])), draw(st.sampled_from(sorted(k)))))
+    n = draw(st.integers(0, 40))
+    p = np.zeros(n, dtype=D.BATCH_DTYPE)
+    for i in range(n):
+        (s, sp), (d, dp) = draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS))
+        if (s >= V6_BASE) != (d >= V6_BASE):
+            d, dp = s, sp  # one family per packet
+        fam = 6 if s >= V6_BASE else 4
+        p["family"][i], p["sport"][i], p["dport"][i] = fam, sp, dp
+        if fam == 4:
+            p["src4"][i], p["dst4"][i] = s, d
+        else:
+            for end, a in (("src", s - V6_BASE), ("dst", d - V6_BASE)):
+                p[end + "6hi"][i], p[end + "6lo"][i] = a >> 64, a & ((1 << 64) - 1)
+        p["proto"][i] = draw(st.sampled_from([6, 17]))
+        p["tcp_flags"][i] = draw(st.sampled_from([0x10, 0x18, 0x02, 0x12, 0x11, 0x04, 0]))
+        p["pay_len"][i] = draw(st.sampled_from([0, 0, 1, 1400]))
+        p["frag"][i] = draw(st.sampled_from([0, 0, 0, D.FRAG_IS_FRAGMENT]))
+    return ops, p
+
+
+@settings(max_examples=400, deadline=None)
+@given(_quiet_case())
+def test_quiet_drops_the_same_packets_compiled_and_in_numpy(case: tuple[list, np.ndarray]) -> None:
+    from segverify.capture import collect
+
+    ops, p = case
+    q = collect.Quiet(lambda _key, _proto: True, 4096)
+    for op, k, proto, sender in ops:
+        if op == "sender_done":
+            q.sender_done(k, sender)
+        else:
+            getattr(q, op)(k, proto)
+    hashes = collect._pair_hash(p)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(collect, "enabled", lambda: False)
+        ref = q.drop(p, hashes)
+    got = q.drop(p, hashes)
+    assert native.loops() is not None
+    ref_mask = np.zeros(len(p), dtype=bool) if ref is None else ref
+    got_mask = np.zeros(len(p), dtype=bool) if got is None else got
+    assert ref_mask.tolist() == got_mask.tolist()
