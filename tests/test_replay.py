@@ -595,3 +595,54 @@ def test_ftp_data_connection_to_a_third_host_stays_a_flow_of_its_own(ftp_city, t
     assert verdicts(report)[("10.3.9.5", "10.2.0.99", 157 * 256 + 201)] == "UNSANITIZED_FLOW"
     codes = sorted(f["code"] for f in report["findings"])
     assert "UNSANITIZED_FLOW" in codes and "FILE_NOT_SANITIZED" in codes and code == 1
+
+
+@pytest.fixture(scope="module")
+def judges():
+    """The bundled city judged twice: with the compiled walk, and with dd's cofactors only."""
+    import os
+    from unittest import mock
+
+    from segverify.analysis.replay import Judge
+    from segverify.topology.loader import load_topology
+
+    topo = load_topology(str(Path(__file__).resolve().parents[1] / "topologies" / "alpha-city.yaml"))
+    with mock.patch.dict(os.environ, {"SEGVERIFY_NO_NATIVE": "1"}):
+        plain = Judge(topo)
+    return Judge(topo), plain, topo
+
+
+def _flows_between(topo, draw):
+    from hypothesis import strategies as st
+
+    from segverify.capture.flows import Flow
+
+    segs = sorted(topo.segments)
+    a, b = draw(st.sampled_from(segs)), draw(st.sampled_from(segs))
+    pick = lambda seg: draw(st.sampled_from([p.lo for p in topo.segments[seg].prefixes]  # noqa: E731
+                                            + [p.hi for p in topo.segments[seg].prefixes])) + draw(st.integers(0, 3))
+    proto = draw(st.sampled_from([6, 6, 17, 1, 58]))
+    ports = proto in (6, 17)
+    return Flow(proto, 4, pick(a), draw(st.integers(0, 65535)) if ports else 0, pick(b),
+                draw(st.sampled_from([22, 25, 53, 80, 443, 445, 3389, 8080, 50000])) if ports else 0,
+                True, "syn", 3, 100, 3, 100, 0, 0, 0, 1, True, 0, 0, None, (), 0, 0)
+
+
+def test_denied_by_walking_the_reach_set_is_the_cofactor_answer(judges):
+    """DENIED_BUT_OBSERVED's rule check, one walk per packet in C, gives the answer of dd's cofactors."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    walking, plain, topo = judges
+    assert walking.ctx.space.ops is not None and plain.ctx.space.ops is None
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.data())
+    def check(data):
+        f = _flows_between(topo, data.draw)
+        a, b = walking.segment(f.src, None), walking.segment(f.dst, None)
+        if a is None or b is None or a == b:
+            return
+        assert walking.denied(f, a, b) == plain.denied(f, a, b), f
+
+    check()

@@ -139,6 +139,7 @@ class Judge:
         self._denied_cache: dict[tuple, Any] = {}
         self._reach_valid: dict[tuple[str, str], Any] = {}
         self._paths: dict[tuple[str, str], bool] = {}  # segment pairs: the topology's graph does not change
+        self._walk: dict[tuple[str, str], bool] = {}
         self._sport_cubes: dict[int, dict[str, bool]] = {}
         self._sport_vars = frozenset(self.ctx.space.vars["sport"])
         self.vlan_segments: dict[int, list[str]] = {}
@@ -214,6 +215,12 @@ class Judge:
         reach = self.reach(a).get(b)
         if reach is None:
             return True
+        if flow.proto in PORT_PROTOS and self._walkable(a, b, reach):
+            # a TCP/UDP packet fixes every packet variable (valid zeroes the rest): one walk from the root
+            held = sp.evaluate(self._rv(a, b, reach), sp.point(Packet(flow.src, flow.dst, flow.proto, flow.sport,
+                                                                      flow.dport)))
+            if held is not None:
+                return not held
         if flow.proto not in PORT_PROTOS:  # no ICMP type in the flow table: any type the rules allow will do
             key = (a, b, flow.src, flow.dst, flow.proto, -1)
             hit = self._denied_cache.get(key)
@@ -231,10 +238,7 @@ class Judge:
                 if name != "sport":
                     (block,) = sp.blocks(name, IntervalSet.of(pkt.get(name)))
                     cube.update(block)
-            rv = self._reach_valid.get((a, b))
-            if rv is None:
-                rv = self._reach_valid[(a, b)] = reach & sp.valid
-            base = sp.bdd.let(cube, rv)
+            base = sp.bdd.let(cube, self._rv(a, b, reach))
             if base == sp.false or self._sport_vars.isdisjoint(sp.bdd.support(base)):
                 base = base == sp.false  # the source port does not matter: the answer itself
             self._denied_cache[key] = base
@@ -243,6 +247,21 @@ class Judge:
         if base is True or base is False:
             return base
         return sp.bdd.let(self._sport_cube(flow.sport), base) == sp.false
+
+    def _rv(self, a: str, b: str, reach: Any) -> Any:
+        rv = self._reach_valid.get((a, b))
+        if rv is None:
+            rv = self._reach_valid[(a, b)] = reach & self.ctx.space.valid
+        return rv
+
+    def _walkable(self, a: str, b: str, reach: Any) -> bool:
+        """Whether a packet's membership in ``reach & valid`` is one walk (:meth:`PacketSpace.evaluate`): the C
+        module is there and the set does not depend on interfaces (reach sets never do; checked once)."""
+        hit = self._walk.get((a, b))
+        if hit is None:
+            sp = self.ctx.space
+            hit = self._walk[(a, b)] = sp.ops is not None and not sp.depends_on_interfaces(self._rv(a, b, reach))
+        return hit
 
     def _sport_cube(self, sport: int) -> dict[str, bool]:
         cube = self._sport_cubes.get(sport)

@@ -581,6 +581,41 @@ static PyObject *py_meets(PyObject *self, PyObject *args) {
     return PyBool_FromLong(!cudd_bdd_leq(dd, f, NOT(g)));
 }
 
+/* evaluate(mgr, u, bits): the value of ``u`` (dd's int) at the assignment ``bits`` (bytes, little-endian
+ * bit i = variable index i; missing bytes are 0): a walk from the root, one node per level, nothing built.
+ * A set holds a packet exactly when it evaluates to true at every one of the packet's bits. */
+static PyObject *py_evaluate(PyObject *self, PyObject *args) {
+    PyObject *mgr_obj;
+    unsigned long long u;
+    Py_buffer bits;
+    if (not_bound() || !PyArg_ParseTuple(args, "OKy*", &mgr_obj, &u, &bits))
+        return NULL;
+    PyObject *result = NULL;
+    DdManager *dd = PyLong_AsVoidPtr(mgr_obj);
+    if (!dd)
+        goto done;
+    if (u < 2) {
+        PyErr_SetString(PyExc_ValueError, "not a dd node number");
+        goto done;
+    }
+    const uint8_t *b = (const uint8_t *)bits.buf;
+    Py_ssize_t nbits = bits.len * 8;
+    DdNode *one = cudd_read_one(dd), *f = (DdNode *)(uintptr_t)(u - 2);
+    int comp = 0;
+    for (;;) {
+        comp ^= IS_COMPLEMENT(f);
+        DdNode *r = REGULAR(f);
+        if (r == one)
+            break;
+        Py_ssize_t i = r->index;
+        f = (i < nbits && (b[i >> 3] >> (i & 7)) & 1) ? r->T : r->E;
+    }
+    result = PyBool_FromLong(!comp);
+done:
+    PyBuffer_Release(&bits);
+    return result;
+}
+
 /* deref(mgr, nodes): release one reference of each node in buffer ``nodes`` (NULL entries skipped). */
 static PyObject *py_deref(PyObject *self, PyObject *args) {
     PyObject *mgr_obj, *nodes_obj;
@@ -615,6 +650,7 @@ static PyMethodDef methods[] = {
      "first_match(mgr, matches, allow, effective, state) -> (allowed, decided, run), all referenced."},
     {"transfer", py_transfer, METH_VARARGS, "transfer(src, dst, nodes, out): copy nodes between managers."},
     {"meets", py_meets, METH_VARARGS, "meets(mgr, u, v): whether two sets (dd's ints) share a packet."},
+    {"evaluate", py_evaluate, METH_VARARGS, "evaluate(mgr, u, bits): the value of a set at one assignment."},
     {"deref", py_deref, METH_VARARGS, "deref(mgr, nodes): release one reference of each node."},
     {NULL, NULL, 0, NULL},
 };

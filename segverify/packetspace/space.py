@@ -92,6 +92,9 @@ class PacketSpace:
             self._levels[v] for name in IFACE_FIELDS for v in self.vars[name])
         self.n_levels = len(self._var_fn)
         self._range_cache: dict[tuple[str, IntervalSet], BDD] = {}
+        self._point_tables: dict[str, list] = {}
+        self._point_bytes = (len(self.bdd.vars) + 7) // 8 + 1
+        self._iface_vars = frozenset(v for name in IFACE_FIELDS if name in self.vars for v in self.vars[name])
         self._block_cache: dict[tuple[str, IntervalSet], tuple[dict[str, bool], ...]] = (
             share._block_cache if share else {})
         self._expr_cache: dict[Expr, BDD] = {}
@@ -401,6 +404,55 @@ class PacketSpace:
             (block,) = self.blocks(name, IntervalSet.of(p.get(name)))
             cube.update(block)
         return self.cube(cube) & self.valid
+
+    def point(self, p: Packet) -> bytes:
+        """One packet as an assignment of every packet variable, for :meth:`evaluate`: bit ``i`` (little-endian)
+        is the variable of index ``i``; an IPv4 address's low 96 bits are 0, as ``valid`` wants them."""
+        bits = 0
+        for name in FIELD_ORDER:
+            bits |= self._field_bits(name, p.get(name))
+        return bits.to_bytes(self._point_bytes, "little")
+
+    def _field_bits(self, field: str, value: int) -> int:
+        """``value``'s bits in ``field`` as bits of :meth:`point`, by bytes: one table lookup per byte."""
+        tables = self._point_tables.get(field)
+        if tables is None:
+            tables = self._point_tables[field] = self._byte_tables(field)
+        if field in ("src", "dst"):  # family bit, then 128 bits; IPv4 in the top 32
+            fam, value = (tables[-1], value - V6_BASE) if value >= V6_BASE else (0, value << 96)
+            nbytes = 16
+        else:
+            fam, nbytes = 0, len(tables)
+        out = fam
+        for k in range(nbytes):
+            out |= tables[k][(value >> (8 * (nbytes - 1 - k))) & 0xFF]
+        return out
+
+    def _byte_tables(self, field: str) -> list:
+        """Per byte of ``field`` (most significant first), the point bits of each of its 256 values; for an
+        address, the family bit's point bit last."""
+        index = self.bdd._index_of_var
+        names = self.vars[field]
+        bits = names[1:] if field in ("src", "dst") else names
+        tables: list = []
+        for k in range(0, len(bits), 8):
+            chunk = [index[v] for v in bits[k : k + 8]]  # most significant first
+            tables.append([sum(1 << i for j, i in enumerate(chunk) if (b >> (len(chunk) - 1 - j)) & 1)
+                           for b in range(256)])
+        if field in ("src", "dst"):
+            tables.append(1 << index[names[0]])
+        return tables
+
+    def evaluate(self, u: BDD, point: bytes) -> bool | None:
+        """``u``'s value at one assignment (:meth:`point`), by a walk from its root in C: nothing is built, a few
+        hundred nodes are read. None without the C module. For a set that does not depend on the interface
+        variables, ``evaluate(u, point(p))`` says whether it holds packet ``p``."""
+        if self.ops is None:
+            return None
+        return bool(self.ops.evaluate(self.manager, int(u), point))
+
+    def depends_on_interfaces(self, u: BDD) -> bool:
+        return not self._iface_vars.isdisjoint(self.bdd.support(u))
 
     def interface(self, direction: str, index: int) -> BDD:
         return self.values(direction, IntervalSet.of(index))
