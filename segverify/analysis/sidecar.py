@@ -58,6 +58,7 @@ class HarvestSidecar:
         self._gave_up = False
         self._plain = False  # the current capture is read in place by the side (its offsets are the file's)
         self.fell_back = False  # the side failed and the inspection read the captures again (tests read it)
+        self._candidates: list[int] | None = None  # the flows given to the side (see flows)
 
     def file(self, path: str) -> None:
         """The batches that follow come from ``path``. A plain capture's packets are read by the side from
@@ -87,13 +88,17 @@ class HarvestSidecar:
         """The flow table, once the captures are read: the side plans and inspects the flows between candidate
         pairs (their plan needs only their segments) while this process judges every flow."""
         if not self._broken and not self._gave_up:
-            self._send(("flows", [(i, flows[i]) for i in self.harvest.flow_candidates(flows)]))
+            self._candidates = self.harvest.flow_candidates(flows)
+            self._send(("flows", [(i, flows[i]) for i in self._candidates]))
 
     def inspect(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
                 captures: Sequence[str]) -> Inspection:
         """:func:`~.inspect.inspect_channels` of these verdicts (those of the flows given to :meth:`flows`, in
         that order), from the side's results."""
-        index, work = planned(topo, channels, verdicts)
+        # only flows between candidate pairs can be planned (any other's packets were never candidates)
+        among = self._candidates if self._candidates is not None else list(range(len(verdicts)))
+        at, work = planned(topo, channels, [verdicts[i] for i in among])
+        index = [among[k] for k in at]
         got: dict[int, ItemResult] | None = None
         if not self._broken and not self._gave_up:
             try:

@@ -410,7 +410,9 @@ class PacketSpace:
         is the variable of index ``i``; an IPv4 address's low 96 bits are 0, as ``valid`` wants them."""
         bits = 0
         for name in FIELD_ORDER:
-            bits |= self._field_bits(name, p.get(name))
+            value = p.get(name)
+            if value:  # a zero field has no bit set (an IPv4 address: family bit 0 too)
+                bits |= self._field_bits(name, value)
         return bits.to_bytes(self._point_bytes, "little")
 
     def _field_bits(self, field: str, value: int) -> int:
