@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 #pragma pack(push, 1)
 typedef struct {
@@ -509,6 +510,110 @@ done:
     return res;
 }
 
+/* group_flows(recs, table, side, inv, perm, starts, keys) -> number of groups
+ *
+ * The flow table's per-batch grouping (segverify.capture.flows.FlowBuilder) in one pass: every record's
+ * bidirectional key (the lower (address, port) endpoint first, as flows.key_columns orients it; ``side``
+ * 1 when the sender is the higher one), grouped by the exact key in an open-addressing hash table
+ * (``table``: int32, a power of two over twice the records, scratch). Groups are numbered in order of first
+ * appearance: ``inv`` (int64) the group of each record, ``keys`` (the flows.KEY_DTYPE layout) each group's
+ * key, and ``perm``/``starts`` (int64) the records ordered by group, file order within one (a counting
+ * sort). Only the first ``groups`` entries of ``starts`` and ``keys`` are written. */
+#pragma pack(push, 1)
+typedef struct {
+    uint64_t lhi, llo, hhi, hlo;
+    uint16_t lport, hport;
+    uint8_t proto, family;
+    uint16_t pad;
+} FlowKey;
+#pragma pack(pop)
+
+static inline uint64_t mix64(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static PyObject *group_flows(PyObject *self, PyObject *args) {
+    Py_buffer recs, table, side, inv, perm, starts, keys;
+    if (!PyArg_ParseTuple(args, "y*w*w*w*w*w*w*", &recs, &table, &side, &inv, &perm, &starts, &keys)) return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t n = recs.len / (Py_ssize_t)sizeof(Rec), cap = table.len / 4;
+    if (!need(&side, n, "side") || !need(&inv, n * 8, "inv") || !need(&perm, n * 8, "perm") ||
+        !need(&starts, n * 8, "starts") || !need(&keys, n * (Py_ssize_t)sizeof(FlowKey), "keys"))
+        goto done;
+    if (cap < 2 * n || (cap & (cap - 1))) {
+        PyErr_SetString(PyExc_ValueError, "group_flows: the table must be a power of two over twice the records");
+        goto done;
+    }
+    const Rec *r = (const Rec *)recs.buf;
+    int32_t *tb = (int32_t *)table.buf;
+    uint8_t *sd = (uint8_t *)side.buf;
+    int64_t *iv = (int64_t *)inv.buf, *pm = (int64_t *)perm.buf, *st = (int64_t *)starts.buf;
+    FlowKey *ks = (FlowKey *)keys.buf;
+    Py_ssize_t groups = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memset(tb, 0xFF, (size_t)cap * 4);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Rec *q = r + i;
+        int v4 = q->family == 4;
+        uint64_t shi = v4 ? 0 : q->src6hi, slo = v4 ? q->src4 : q->src6lo;
+        uint64_t dhi = v4 ? 0 : q->dst6hi, dlo = v4 ? q->dst4 : q->dst6lo;
+        int hi_side = shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && q->sport > q->dport)));
+        FlowKey k;
+        k.lhi = hi_side ? dhi : shi;
+        k.llo = hi_side ? dlo : slo;
+        k.hhi = hi_side ? shi : dhi;
+        k.hlo = hi_side ? slo : dlo;
+        k.lport = hi_side ? q->dport : q->sport;
+        k.hport = hi_side ? q->sport : q->dport;
+        k.proto = q->proto;
+        k.family = q->family;
+        k.pad = 0;
+        sd[i] = (uint8_t)hi_side;
+        uint64_t h = mix64(k.llo ^ mix64(k.hlo ^ mix64(k.lhi ^ mix64(k.hhi)))) ^
+                     mix64(((uint64_t)k.lport << 32) | ((uint64_t)k.hport << 16) | ((uint64_t)k.proto << 8) | k.family);
+        Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(cap - 1));
+        for (;;) {
+            int32_t g = tb[at];
+            if (g < 0) {
+                tb[at] = (int32_t)groups;
+                ks[groups] = k;
+                iv[i] = groups++;
+                break;
+            }
+            if (!memcmp(&ks[g], &k, sizeof k)) {
+                iv[i] = g;
+                break;
+            }
+            at = (at + 1) & (cap - 1);
+        }
+    }
+    /* counting sort by group: starts, then each record at its group's next place (file order kept) */
+    memset(st, 0, (size_t)groups * 8);
+    for (Py_ssize_t i = 0; i < n; i++) st[iv[i]]++;
+    int64_t sum = 0;
+    for (Py_ssize_t g = 0; g < groups; g++) {
+        int64_t c = st[g];
+        st[g] = sum;
+        sum += c;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) pm[st[iv[i]]++] = i;
+    for (Py_ssize_t g = groups - 1; g > 0; g--) st[g] = st[g - 1]; /* back to the starts */
+    if (groups) st[0] = 0;
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(groups);
+done:
+    PyBuffer_Release(&recs);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&side);
+    PyBuffer_Release(&inv);
+    PyBuffer_Release(&perm);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&keys);
+    return res;
+}
+
 /* layout() -> ((field, offset, size), ...): checked against BATCH_DTYPE before the module is used. */
 static PyObject *layout(PyObject *self, PyObject *noargs) {
 #define F(name) Py_BuildValue("(snn)", #name, (Py_ssize_t)offsetof(Rec, name), (Py_ssize_t)sizeof(((Rec *)0)->name))
@@ -526,6 +631,7 @@ static PyMethodDef methods[] = {
     {"pcapng_walk", pcapng_walk, METH_VARARGS, "The pcapng packet-block walk."},
     {"select_pairs", select_pairs, METH_VARARGS, "The harvest's candidate test over decoded records."},
     {"quiet_drop", quiet_drop, METH_VARARGS, "The harvest's bulk drop test over decoded records."},
+    {"group_flows", group_flows, METH_VARARGS, "The flow table's per-batch grouping by exact key."},
     {"layout", layout, METH_NOARGS, "The decoded record's fields: (name, offset, size)."},
     {NULL, NULL, 0, NULL},
 };

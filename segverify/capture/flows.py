@@ -43,6 +43,7 @@ from .decode import (
     TCP_SYN,
 )
 from .fragments import FragmentLedger
+from .native import enabled, loops
 from .reader import Batch, Damage, iter_batches
 
 KEY_DTYPE = np.dtype(
@@ -182,6 +183,7 @@ class FlowBuilder:
         self._g = _Grow()
         self._vlans: dict[int, set[int]] = {}
         self.counters = Counters()
+        self._scratch: tuple[np.ndarray, ...] | None = None  # the compiled grouping's buffers, reused
 
     @property
     def packets(self) -> int:
@@ -210,22 +212,10 @@ class FlowBuilder:
 
     def _add(self, p: np.ndarray) -> None:
         n = len(p)
-        fam = p["family"]
-        side, cols, lport, hport, small = key_columns(p, compact=True)
-        all4 = len(cols) == 2
-        cols.append(small)
-        perm, starts, inv = _group(cols)
+        side, perm, starts, inv, kg = self._grouping(p)
         first = perm[starts]
         G = len(starts)
-
         # Flow keys of the groups, as bytes for the dictionary of known flows.
-        kg = np.zeros(G, dtype=KEY_DTYPE)
-        if all4:
-            kg["llo"], kg["hlo"] = cols[0][first], cols[1][first]
-        else:
-            kg["lhi"], kg["llo"], kg["hhi"], kg["hlo"] = (c[first] for c in cols[:4])
-        kg["lport"], kg["hport"] = lport[first], hport[first]
-        kg["proto"], kg["family"] = p["proto"][first], fam[first]
         kbytes = kg.view(np.dtype((np.void, KEY_DTYPE.itemsize))).tolist()
         index = self._index
         ids0 = np.fromiter((index.get(k, -1) for k in kbytes), dtype=np.int64, count=G)
@@ -346,6 +336,24 @@ class FlowBuilder:
                 fid = int(ids[gi])
                 self._vlans.setdefault(fid, {int(c["vlan"][fid])}).add(v)
 
+    def _grouping(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each packet's side of its flow key, the packets in group order (``perm``, ``starts``), each packet's
+        group (``inv``) and each group's key: in one compiled pass when the C module is there (groups in order
+        of first appearance), else by sorting hashes (groups in hash order). The flow table is the same either
+        way: new flows are numbered by group, but flows are listed by their first packet."""
+        cl = loops() if enabled() else None
+        if cl is None:
+            return _grouping_numpy(p)
+        n = len(p)
+        if self._scratch is None or len(self._scratch[1]) < n:
+            cap = 1 << max(10, (2 * n - 1).bit_length())
+            self._scratch = (np.empty(cap, np.int32), np.empty(n, np.uint8), np.empty(n, np.int64),
+                             np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, KEY_DTYPE))
+        table, side, inv, perm, starts, keys = self._scratch
+        groups = cl.group_flows(np.ascontiguousarray(p), table, side, inv, perm, starts, keys)
+        return (side[:n].view(bool).copy(), perm[:n].copy(), starts[:groups].copy(), inv[:n].copy(),
+                keys[:groups].copy())
+
     def flows(self) -> list[Flow]:
         """All flows, in order of their first packet in the file."""
         n = self._g.n
@@ -360,6 +368,23 @@ class FlowBuilder:
             for i, vl in zip(order.tolist(), vlan, strict=True)
         ]
         return flows_from_table(keys, c, vlans)
+
+
+def _grouping_numpy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`FlowBuilder._grouping` in numpy: the flow keys' columns, grouped by :func:`_group`."""
+    side, cols, lport, hport, small = key_columns(p, compact=True)
+    all4 = len(cols) == 2
+    cols.append(small)
+    perm, starts, inv = _group(cols)
+    first = perm[starts]
+    kg = np.zeros(len(starts), dtype=KEY_DTYPE)
+    if all4:
+        kg["llo"], kg["hlo"] = cols[0][first], cols[1][first]
+    else:
+        kg["lhi"], kg["llo"], kg["hhi"], kg["hlo"] = (c[first] for c in cols[:4])
+    kg["lport"], kg["hport"] = lport[first], hport[first]
+    kg["proto"], kg["family"] = p["proto"][first], p["family"][first]
+    return side, perm, starts, inv, kg
 
 
 def key_columns(p: np.ndarray, compact: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray,

@@ -319,3 +319,62 @@ def test_quiet_drops_the_same_packets_compiled_and_in_numpy(case: tuple[list, np
     ref_mask = np.zeros(len(p), dtype=bool) if ref is None else ref
     got_mask = np.zeros(len(p), dtype=bool) if got is None else got
     assert ref_mask.tolist() == got_mask.tolist()
+
+
+# --- the flow table's grouping, compiled and in numpy ------------------------------------------------
+
+
+def _flow_table(batches: list[np.ndarray], compiled: bool) -> list:
+    from segverify.capture import flows as F
+
+    with pytest.MonkeyPatch.context() as m:
+        if not compiled:
+            m.setattr(F, "enabled", lambda: False)
+        fb = F.FlowBuilder()
+        for b in batches:
+            fb.add(b)
+        return fb.flows()
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_corpus_flow_tables_same_both_ways(path: Path) -> None:
+    batches = [b.pkts for b in R.CaptureReader(path, [], compiled=True).batches()]
+    assert _flow_table(batches, True) == _flow_table(batches, False)
+
+
+@st.composite
+def _flow_batches(draw: st.DrawFn) -> list[np.ndarray]:
+    ends = [(4, 0, 10 << 24 | 1, 80), (4, 0, 10 << 24 | 2, 50000), (4, 0, 10 << 24 | 2, 80), (4, 0, 0, 0),
+            (6, 0x20010DB8 << 32, 1, 443), (6, 0x20010DB8 << 32, 2, 50000), (6, 0, 10 << 24 | 1, 80)]
+    out = []
+    pos = 0
+    for _ in range(draw(st.integers(1, 3))):
+        n = draw(st.integers(0, 40))
+        p = np.zeros(n, dtype=D.BATCH_DTYPE)
+        for i in range(n):
+            a = draw(st.sampled_from(ends))
+            b = draw(st.sampled_from([e for e in ends if e[0] == a[0]]))
+            p["family"][i], p["proto"][i] = a[0], draw(st.sampled_from([6, 6, 17, 1]))
+            if a[0] == 4:
+                p["src4"][i], p["dst4"][i] = a[2], b[2]
+            else:
+                p["src6hi"][i], p["src6lo"][i], p["dst6hi"][i], p["dst6lo"][i] = a[1], a[2], b[1], b[2]
+            p["sport"][i], p["dport"][i] = a[3], b[3]
+            p["tcp_flags"][i] = draw(st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x04]))
+            p["seq"][i] = draw(st.sampled_from([1, 2, 1000]))
+            p["pay_len"][i] = draw(st.sampled_from([0, 10]))
+            p["wirelen"][i] = 60 + int(p["pay_len"][i])
+            p["ts"][i] = pos * 1000
+            p["pos"][i] = pos
+            p["vlan"][i] = draw(st.sampled_from([-1, -1, 10, 20]))
+            pos += 100
+        out.append(p)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_flow_batches())
+def test_random_flow_tables_same_both_ways(batches: list[np.ndarray]) -> None:
+    """Port reuse across batches, both families, a host talking to itself, VLANs: the same flows."""
+    assert native.loops() is not None
+    assert _flow_table(batches, True) == _flow_table(batches, False)
