@@ -377,8 +377,8 @@ static PyObject *pcapng_walk(PyObject *self, PyObject *args) {
  *
  * The harvest's candidate test (segverify.capture.collect.Harvest.select) in one pass. Each address has
  * role bits: an IPv4 address those of the piece of the sorted ``starts`` (int64, first 0) that holds it, in
- * ``bits`` (uint64); an IPv6 address those in ``roles6`` (uint64, two per record: source, destination;
- * computed by the caller, IPv6 being rare). Set pair i is bits 2i (side A) and 2i+1 (side B); ``even`` has
+ * ``bits`` (uint64); an IPv6 address those in ``roles6`` (uint64, source and destination of each IPv6
+ * record in order; computed by the caller, IPv6 being rare). Set pair i is bits 2i (side A) and 2i+1 (side B); ``even`` has
  * the A bits. A record is a candidate when its source is in A_i and its destination in B_i, or the reverse;
  * the TCP and UDP candidates are copied to ``kept`` (room for every record), in order. ``fragment``: some
  * candidate is an IP fragment (the caller gives up). */
@@ -397,7 +397,8 @@ static PyObject *select_pairs(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*y*y*Kw*", &recs, &starts, &bits, &roles6, &even, &kept)) return NULL;
     PyObject *res = NULL;
     Py_ssize_t n = recs.len / (Py_ssize_t)sizeof(Rec), m = starts.len / 8;
-    if (m < 1 || !need(&bits, m * 8, "bits") || !need(&roles6, n * 16, "roles6") ||
+    Py_ssize_t n6 = roles6.len / 16, j = 0;
+    if (m < 1 || !need(&bits, m * 8, "bits") ||
         !need(&kept, n * (Py_ssize_t)sizeof(Rec), "kept"))
         goto done;
     const Rec *r = (const Rec *)recs.buf;
@@ -414,8 +415,13 @@ static PyObject *select_pairs(PyObject *self, PyObject *args) {
             rs = v4_roles(st, bt, m, (int64_t)r[i].src4);
             rd = v4_roles(st, bt, m, (int64_t)r[i].dst4);
         } else if (r[i].family == 6) {
-            rs = r6[2 * i];
-            rd = r6[2 * i + 1];
+            if (j >= n6) { /* fewer role pairs than IPv6 records: the caller's mistake */
+                fragment = -1;
+                break;
+            }
+            rs = r6[2 * j];
+            rd = r6[2 * j + 1];
+            j++;
         } else {
             continue;
         }
@@ -424,7 +430,10 @@ static PyObject *select_pairs(PyObject *self, PyObject *args) {
         if (r[i].proto == 6 || r[i].proto == 17) out[k++] = r[i];
     }
     Py_END_ALLOW_THREADS
-    res = Py_BuildValue("ni", k, fragment);
+    if (fragment < 0)
+        PyErr_SetString(PyExc_ValueError, "select_pairs: roles6 has fewer rows than there are IPv6 records");
+    else
+        res = Py_BuildValue("ni", k, fragment);
 done:
     PyBuffer_Release(&recs);
     PyBuffer_Release(&starts);

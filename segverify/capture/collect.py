@@ -609,19 +609,19 @@ class Harvest:
 
     def _select_compiled(self, cl: ModuleType, p: np.ndarray) -> np.ndarray | None:
         """:meth:`select` in one compiled pass (``_cloops.select_pairs``); IPv6 role bits from :meth:`_roles`."""
-        roles6 = np.zeros((len(p), 2), dtype=np.uint64)
         rows6 = np.flatnonzero(p["family"] == 6)
+        roles6 = np.empty((len(rows6), 2), dtype=np.uint64)  # the IPv6 packets', in order
         if len(rows6):
             q = p[rows6]
-            roles6[rows6, 0] = self._roles(q, "src")
-            roles6[rows6, 1] = self._roles(q, "dst")
+            roles6[:, 0] = self._roles(q, "src")
+            roles6[:, 1] = self._roles(q, "dst")
         kept = np.empty(len(p), dtype=BATCH_DTYPE)
         starts, bits = self._v4
         k, fragment = cl.select_pairs(p, starts, bits, roles6, self._even, kept)
         if fragment:
             self.give_up()
             return None
-        return kept[:k].copy() if k else None  # (a copy: the rest of the room is not held)
+        return kept[:k] if k else None  # a view: the room past it is never touched, so never paged in
 
     def _pair_hits(self, p: np.ndarray) -> np.ndarray:
         """Per row of ``p`` (address fields as in a batch): whether its two addresses are a candidate pair."""

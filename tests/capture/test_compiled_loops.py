@@ -378,3 +378,15 @@ def test_random_flow_tables_same_both_ways(batches: list[np.ndarray]) -> None:
     """Port reuse across batches, both families, a host talking to itself, VLANs: the same flows."""
     assert native.loops() is not None
     assert _flow_table(batches, True) == _flow_table(batches, False)
+
+
+def test_compiled_candidate_test_refuses_short_ipv6_roles() -> None:
+    cl = native.loops()
+    assert cl is not None
+    p = np.zeros(3, dtype=D.BATCH_DTYPE)
+    p["family"] = [4, 6, 6]
+    kept = np.empty(3, dtype=D.BATCH_DTYPE)
+    starts, bits = np.zeros(1, np.int64), np.ones(1, np.uint64)
+    with pytest.raises(ValueError, match="roles6"):
+        cl.select_pairs(p, starts, bits, np.zeros((1, 2), np.uint64), 1, kept)
+    assert cl.select_pairs(p, starts, bits, np.zeros((2, 2), np.uint64), 1, kept) == (0, 0)
