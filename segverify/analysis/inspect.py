@@ -14,11 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..capture.collect import MAX_PAIR_SETS, Collected, Harvest, KeyPlan, collect
-from ..capture.content import Verdict
-from ..capture.ftp import UPLOAD as FTP_UPLOAD
-from ..capture.ftp import DataEndpoint, FtpTransfer, parse_session
-from ..capture.mail import UNINSPECTABLE, connection_transactions, transaction_findings
-from ..capture.recognise import UNVERIFIABLE, identify, satisfies
 from ..model.addresses import IntervalSet, int_to_addr
 from ..model.rules import PROTO_NAMES
 from ..model.topology import Channel, Leg, Topology
@@ -26,7 +21,16 @@ from .findings import Finding
 from .replay import address_set, ch_covers, ports_cover
 
 if TYPE_CHECKING:
+    from ..capture.content import Verdict
+    from ..capture.ftp import FtpTransfer
     from .replay import FlowVerdict
+
+
+def load_inspectors() -> None:
+    """Import the content inspectors (recognisers, mail, files, FTP) now. They are imported where first used,
+    so that a replay's main process, which leaves inspection to its side process, never loads them; the side
+    calls this while the captures are still being read, so that its inspection does not wait for them."""
+    from ..capture import content, ftp, http, mail, recognise  # noqa: F401
 
 MAX_FIRST_BYTES = 4096
 # Downloads of these types from a sanitizer are its web portal's own pages, not delivered files.
@@ -257,6 +261,8 @@ def harvester(topo: Topology, channels: Sequence[Channel], segment: Callable[[in
 
 def inspect_item(topo: Topology, ch: Channel, what: str, v: FlowVerdict, got: Collected) -> ItemResult:
     """Inspect one flow from the collected streams of its endpoint pair (``v`` is not changed)."""
+    from ..capture.recognise import UNVERIFIABLE, identify, satisfies
+
     out = ItemResult()
     loss = got.fragment_losses.get(frozenset((v.flow.src, v.flow.dst)))
     if loss:
@@ -329,6 +335,8 @@ def _flow_text(v: FlowVerdict) -> str:
 
 
 def _mail(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, conn: object) -> None:
+    from ..capture.mail import UNINSPECTABLE, connection_transactions, transaction_findings
+
     if conn is None:
         out.incomplete.append(f"mail flow {_flow_text(v)} on channel {ch.name}: no TCP stream to inspect")
         return
@@ -364,6 +372,7 @@ def _files(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client:
            conn: object) -> None:
     from ..capture.content import judge
     from ..capture.http import DOWNLOAD, UPLOAD, http_bodies
+    from ..capture.recognise import identify
 
     ev = identify(client[:MAX_FIRST_BYTES], server[:MAX_FIRST_BYTES], v.flow.proto, v.flow.dport)
     if ev.protocol == "empty":
@@ -438,6 +447,8 @@ def _ftp_data(out: ItemResult, v: FlowVerdict, conn: object) -> None:
 
 def _ftp_control(out: ItemResult, topo: Topology, ch: Channel, v: FlowVerdict, client: bytes, server: bytes,
                  conn: object) -> None:
+    from ..capture.ftp import parse_session
+
     session = parse_session(client, server)
     sanitizer = address_set(topo.hosts[ch.sanitizer or ""].addresses)
     c_end, s_end = conn.client_endpoint, conn.server_endpoint  # type: ignore[attr-defined]
@@ -455,6 +466,12 @@ def _pair_ftp(work: Work, results: Sequence[ItemResult], by_name: dict[str, Chan
     """Give each FTP transfer its data connection (first unused match after the control connection opened,
     in flow order), judge the files that left the sanitizer, and count the data connections as part of the
     channel: the firewall passes them as RELATED to the control connection, which rules on paper do not show."""
+    if all(res.ftp_control is None for res in results):
+        return  # no FTP control connection: nothing to pair (and the FTP and content modules stay unloaded)
+    from ..capture.content import Verdict
+    from ..capture.ftp import UPLOAD as FTP_UPLOAD
+    from ..capture.ftp import DataEndpoint
+
     data = [(v, res.ftp_data) for (v, _, _), res in zip(work, results, strict=True) if res.ftp_data is not None]
     used: set[int] = set()
     for (v, _, _), res in zip(work, results, strict=True):

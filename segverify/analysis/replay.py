@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import Progress
-
 from ..capture import Damage, Flow, FlowBuilder, iter_batches
 from ..capture.reader import Batch
 from ..errors import InputError
@@ -30,6 +28,8 @@ from .check import Context, build_context, judge_channels, judge_exceptions, rea
 from .findings import Finding, Result, hash_in_background
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from .inspect import Inspection
 
 MAX_EXAMPLES = 5
@@ -120,7 +120,14 @@ def read_captures(
 def progress_bar() -> Progress:
     """Files, bytes, packets and rate on stderr: a month of captures takes a while."""
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     TextColumn("{task.fields[packets]:,} packets"), TimeRemainingColumn(),

@@ -33,7 +33,17 @@ from ..capture.collect import Collected, Harvest, compact
 from ..capture.flows import Flow
 from ..capture.reader import Batch
 from ..model.topology import Channel, Topology
-from .inspect import Inspection, ItemResult, Work, combine, from_harvest, inspect_channels, inspect_item, planned
+from .inspect import (
+    Inspection,
+    ItemResult,
+    Work,
+    combine,
+    from_harvest,
+    inspect_channels,
+    inspect_item,
+    load_inspectors,
+    planned,
+)
 from .replay import FlowVerdict
 
 
@@ -172,6 +182,7 @@ def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
     inspects by reading the captures again (tests check that the side serves every normal run)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_end.close()
+    load_inspectors()  # while the main process reads the first blocks: inspection will not wait for them
     try:
         _loop(harvest, topo, channels, segment, conn)
     except Exception:  # noqa: BLE001 - see the docstring: the main process falls back, exactly
