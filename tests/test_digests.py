@@ -35,3 +35,23 @@ def test_a_failed_digest_is_computed_again_and_its_error_raised(tmp_path: Path) 
     with pytest.raises(FileNotFoundError) as err:
         Result("replay", [], [gone], digests=dict(hash_in_background([gone]))).input_hashes()
     assert err.value.filename == gone
+
+
+@pytest.mark.parametrize("no_side", [False, True])
+def test_digests_from_mapped_windows_and_from_a_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       no_side: bool) -> None:
+    """Files hashed window by window (a window of 4 KiB here: every edge case of the cut) or by the thread."""
+    from segverify.analysis import findings
+
+    monkeypatch.setattr(findings, "HASH_WINDOW", 4096)
+    if no_side:
+        monkeypatch.setenv("SEGVERIFY_NO_SIDECAR", "1")
+    files = []
+    for i, size in enumerate((0, 1, 4095, 4096, 4097, 3 * 4096 + 5)):
+        f = tmp_path / f"cap{i}.pcap"
+        f.write_bytes(bytes((k * 7 + i) % 256 for k in range(size)))
+        files.append(str(f))
+    futures = hash_in_background(files)
+    # the futures themselves (input_hashes would hash a file again where one failed)
+    assert [futures[f].result(timeout=30) for f in files] == [hashlib.sha256(Path(f).read_bytes()).hexdigest()
+                                                               for f in files]

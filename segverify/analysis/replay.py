@@ -318,7 +318,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
     # the harvest and the inspection on the second core, when a process can be forked (before any thread runs)
     side = (sidecar.HarvestSidecar(harvest, topo, judge.channels, judge.segment)
             if harvest and sidecar.available() else None)  # fmt: skip
-    digests = hash_in_background(captures)  # on a thread, while the captures are read
+    digests = hash_in_background(captures)  # beside the reading (a forked process on Linux)
     tap = side.add if side is not None else harvest.add if harvest is not None else None
     on_file = side.file if side is not None else None
     try:
