@@ -124,8 +124,8 @@ class Quiet:
         self._allowed = allowed
         # (proto, what) -> hash -> (pair, sender or None); what: "from" (one sender's packets without SYN, FIN,
         # RST), "quiet" (both senders'; for UDP every packet), "acks" (those with no payload either)
-        self._on: dict[tuple[int, str], dict[int, tuple[frozenset[Endpoint], Endpoint | None, tuple[int, ...]]]] = {
-            (proto, what): {} for proto in (6, 17) for what in ("from", "quiet", "acks")}
+        self._on: dict[tuple[int, str], _PairTable] = {
+            (proto, what): _PairTable() for proto in (6, 17) for what in ("from", "quiet", "acks")}
         self._done: dict[frozenset[Endpoint], set[Endpoint]] = {}  # TCP pairs: senders quieted
         self._arrays: dict[tuple[int, str], tuple[np.ndarray, ...]] = {}
 
@@ -169,17 +169,17 @@ class Quiet:
     def _set(self, which: tuple[int, str], key: frozenset[Endpoint], sender: Endpoint | None) -> None:
         h = _pair_hash_py(key)
         table = self._on[which]
-        if h in table and table[h][0] != key:
+        if h in table and table.pair(h) != key:
             return  # a second pair with the same hash is simply not dropped
         if h in table or len(table) < MAX_STARTED:  # bounded, like the tables' rebuilds
-            table[h] = (key, sender, _pair_row(key, sender))
+            table.set(h, key, sender, _pair_row(key, sender))
             self._changed(which)
 
     def _unset(self, which: tuple[int, str], key: frozenset[Endpoint]) -> None:
         table = self._on[which]
         h = _pair_hash_py(key)
-        if h in table and table[h][0] == key:
-            del table[h]
+        if h in table and table.pair(h) == key:
+            table.remove(h)
             self._changed(which)
 
     def _changed(self, which: tuple[int, str]) -> None:
@@ -246,7 +246,7 @@ class Quiet:
     def _table(self, which: tuple[int, str]) -> tuple[np.ndarray, np.ndarray]:
         got = self._arrays.get(which)
         if got is None:
-            got = self._arrays[which] = _pair_table(self._on[which])
+            got = self._arrays[which] = self._on[which].arrays()
         return got
 
 
@@ -267,17 +267,63 @@ def _pair_row(key: frozenset[Endpoint], sender: Endpoint | None) -> tuple[int, .
     return (*_split(a), pa, *_split(b), pb)
 
 
-def _pair_table(on: dict[int, tuple[frozenset[Endpoint], Endpoint | None, tuple[int, ...]]],
-                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Sorted hashes and, row by row, their pairs (:func:`_pair_row`)."""
-    hs = np.fromiter(on.keys(), dtype=np.uint64, count=len(on))
-    rows = np.array([v[2] for v in on.values()], dtype=np.uint64).reshape(len(on), 8)
-    order = np.argsort(hs)
-    return hs[order], rows[order]
+class _PairTable:
+    """One table of :class:`Quiet`: pair hash -> (pair, sender or None, row of :func:`_pair_row`), with the rows
+    also kept in numpy arrays slot by slot, so that the sorted arrays the drop test searches are rebuilt in a
+    few array operations after a change (it changes in nearly every slice of candidates), not from Python
+    tuples."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[frozenset[Endpoint], Endpoint | None, tuple[int, ...], int]] = {}
+        self._free: list[int] = []
+        self._hashes = np.zeros(64, dtype=np.uint64)
+        self._rows = np.zeros((64, 8), dtype=np.uint64)
+        self._live = np.zeros(64, dtype=bool)
+        self._used = 0  # slots ever handed out
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, h: int) -> bool:
+        return h in self._entries
+
+    def pair(self, h: int) -> frozenset[Endpoint]:
+        return self._entries[h][0]
+
+    def set(self, h: int, key: frozenset[Endpoint], sender: Endpoint | None, row: tuple[int, ...]) -> None:
+        old = self._entries.get(h)
+        if old is not None:
+            slot = old[3]
+        elif self._free:
+            slot = self._free.pop()
+        else:
+            slot = self._used
+            self._used += 1
+            if slot >= len(self._hashes):
+                grow = len(self._hashes)
+                self._hashes = np.concatenate([self._hashes, np.zeros(grow, np.uint64)])
+                self._rows = np.concatenate([self._rows, np.zeros((grow, 8), np.uint64)])
+                self._live = np.concatenate([self._live, np.zeros(grow, bool)])
+        self._entries[h] = (key, sender, row, slot)
+        self._hashes[slot] = h
+        self._rows[slot] = row
+        self._live[slot] = True
+
+    def remove(self, h: int) -> None:
+        slot = self._entries.pop(h)[3]
+        self._live[slot] = False
+        self._free.append(slot)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted hashes and, row by row, their pairs (:func:`_pair_row`)."""
+        slots = np.flatnonzero(self._live[: self._used])
+        hs = self._hashes[slots]
+        order = np.argsort(hs)
+        return hs[order], self._rows[slots[order]]
 
 
 def _ends(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(family, high, low, port) of each packet's source and destination, as rows of :func:`_pair_table`."""
+    """(family, high, low, port) of each packet's source and destination, as rows of :func:`_pair_row`."""
     v6 = p["family"] == 6
     fam = p["family"].astype(np.uint64)
     zero = np.zeros(len(p), dtype=np.uint64)
