@@ -21,8 +21,10 @@ import mmap
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, cast
@@ -46,6 +48,9 @@ from .inspect import (
 )
 from .replay import FlowVerdict
 
+SEND_QUEUE = 4
+"""Messages (a batch's candidates each) waiting to be sent to the side process."""
+
 
 def available() -> bool:
     """A side process can be forked here (Linux: it inherits the topology and the harvest's state)."""
@@ -66,6 +71,11 @@ class HarvestSidecar:
         child.close()
         self._broken = False
         self._gave_up = False
+        # Messages go out through a thread: the socket takes a few hundred KiB at a time, and a batch's candidates
+        # are more, so sending from the reading loop made it wait for the side at every batch, and the side for
+        # it (both idle by turns). The bounded queue keeps memory flat when the side falls behind.
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=SEND_QUEUE)
+        self._sender: threading.Thread | None = None  # started with the first message (after any other fork)
         self._plain = False  # the current capture is read in place by the side (its offsets are the file's)
         self.fell_back = False  # the side failed and the inspection read the captures again (tests read it)
         self._candidates: list[int] | None = None  # the flows given to the side (see flows)
@@ -110,6 +120,7 @@ class HarvestSidecar:
         at, work = planned(topo, channels, [verdicts[i] for i in among])
         index = [among[k] for k in at]
         got: dict[int, ItemResult] | None = None
+        self._flush()
         if not self._broken and not self._gave_up:
             try:
                 got = self._conn.recv()
@@ -127,21 +138,36 @@ class HarvestSidecar:
 
     def close(self) -> None:
         self._send(("stop",))
+        self._flush()
         self._conn.close()
         self._proc.join(timeout=5)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()
 
-    def _send(self, msg: tuple[Any, ...]) -> bool:
+    def _send(self, msg: tuple[Any, ...]) -> None:
         if self._broken:
-            return False
-        try:
-            self._conn.send(msg)
-            return True
-        except (OSError, ValueError):
-            self._broken = True
-            return False
+            return
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send_all, name="segverify-send", daemon=True)
+            self._sender.start()
+        self._queue.put(msg)
+
+    def _send_all(self) -> None:
+        while (msg := self._queue.get()) is not None:
+            if self._broken:
+                continue  # drained, not sent: the side is gone
+            try:
+                self._conn.send(msg)
+            except (OSError, ValueError):
+                self._broken = True
+
+    def _flush(self) -> None:
+        """Wait until every message queued is sent (or the side is known gone)."""
+        if self._sender is not None:
+            self._queue.put(None)
+            self._sender.join()
+            self._sender = None
 
 
 def _open(path: str) -> int | None:
