@@ -102,6 +102,7 @@ _P2 = 0xC2B2AE3D27D4EB4F
 
 _CONTROL = TCP_SYN | TCP_FIN | TCP_RST
 _KINDS = {"from": 0, "quiet": 1, "acks": 2}  # the table kinds of Quiet, as the compiled drop test numbers them
+_UNPLANNED = object()  # a pair not yet planned (None: planned, and nothing to collect)
 MAX_STARTED = 1 << 16
 
 
@@ -709,25 +710,41 @@ class Harvest:
     def _take(self, sub: np.ndarray, batch: Batch) -> None:
         self.packets += len(sub)
         udp = self.udp
-        started = self._started
-        for rec in _segments(sub, batch):
-            key = frozenset(((rec.src, rec.sport), (rec.dst, rec.dport)))
-            kp = self._plan(key)
+        started6, started17 = self._started[6], self._started[17]
+        plans = self._plans
+        screen, default = self.screen, self.default
+        mv = memoryview(batch.buf)
+        src, dst = _addresses(sub)
+        offs = (sub["pos"] - batch.base + sub["pay_off"]).tolist()
+        for proto, s, sport, d, dport, flags, seq, o, n in zip(
+                sub["proto"].tolist(), src, sub["sport"].tolist(), dst, sub["dport"].tolist(),
+                sub["tcp_flags"].tolist(), sub["seq"].tolist(), offs, sub["pay_len"].tolist(), strict=True):
+            sender = (s, sport)
+            key = frozenset((sender, (d, dport)))
+            kp = plans.get(key, _UNPLANNED)
+            if kp is _UNPLANNED:
+                kp = self._plan(key)
             if kp is None:
                 continue
-            if rec.proto == 6:
-                if kp.tcp_screen:
-                    self.screen.add(rec, key)
-                if kp.tcp_default:
-                    self.default.add(rec, key)
-                if key not in started[6]:
-                    started[6].add(key)
+            payload = mv[o : o + n]
+            rec: PacketRecord | None = None
+            if proto == 6:
+                # a segment with none of SYN, FIN, RST on a connection already there needs no record
+                plain = not flags & _CONTROL
+                if kp.tcp_screen and not (plain and screen.add_data(key, sender, seq, payload)):
+                    rec = _segment(proto, s, sport, d, dport, flags, seq, payload)
+                    screen.add(rec, key)
+                if kp.tcp_default and not (plain and default.add_data(key, sender, seq, payload)):
+                    rec = rec or _segment(proto, s, sport, d, dport, flags, seq, payload)
+                    default.add(rec, key)
+                if key not in started6:
+                    started6.add(key)
                     self.quiet.started(key, 6)
             elif kp.udp:
-                if key not in started[17]:
-                    started[17].add(key)
+                if key not in started17:
+                    started17.add(key)
                     self.quiet.started(key, 17)
-                ex = _udp(udp, key, rec)
+                ex = _udp(udp, key, _segment(proto, s, sport, d, dport, flags, seq, payload))
                 if kp.quiet_udp and min(len(ex.client_bytes), len(ex.server_bytes)) >= min(
                         self.quiet.prefix, MAX_DATAGRAM_BYTES):
                     self.quiet.saturated(key, 17)
@@ -805,20 +822,20 @@ class _Segment:
         self.tcp_flags, self.seq, self.payload = tcp_flags, seq, payload
 
 
-def _segments(p: np.ndarray, batch: Batch) -> Iterator[PacketRecord]:
-    """The IPv4/IPv6 TCP and UDP packets ``p`` (rows of ``batch``, not fragments) as :class:`_Segment`: typed
-    as the records they stand for, since reassembly and :func:`_udp` read nothing else of them."""
+def _addresses(p: np.ndarray) -> tuple[list[int], list[int]]:
+    """Source and destination of the packets ``p`` in the unified address space (IPv6: 2**128 + address)."""
     src, dst = p["src4"].tolist(), p["dst4"].tolist()
-    for i in np.flatnonzero(p["family"] == 6).tolist():  # unified address space: 2**128 + address
+    for i in np.flatnonzero(p["family"] == 6).tolist():
         r = p[i]
         src[i] = V6_BASE + (int(r["src6hi"]) << 64 | int(r["src6lo"]))
         dst[i] = V6_BASE + (int(r["dst6hi"]) << 64 | int(r["dst6lo"]))
-    mv = memoryview(batch.buf)
-    offs = (p["pos"] - batch.base + p["pay_off"]).tolist()
-    for proto, s, sport, d, dport, flags, seq, o, n in zip(
-            p["proto"].tolist(), src, p["sport"].tolist(), dst, p["dport"].tolist(), p["tcp_flags"].tolist(),
-            p["seq"].tolist(), offs, p["pay_len"].tolist(), strict=True):
-        yield cast(PacketRecord, _Segment(proto, s, sport, d, dport, flags, seq, mv[o : o + n]))
+    return src, dst
+
+
+def _segment(proto: int, src: int, sport: int, dst: int, dport: int, flags: int, seq: int,
+             payload: memoryview) -> PacketRecord:  # fmt: skip
+    """A :class:`_Segment`, typed as the record it stands for: reassembly and :func:`_udp` read nothing else."""
+    return cast(PacketRecord, _Segment(proto, src, sport, dst, dport, flags, seq, payload))
 
 
 def _v4_table(sets: Sequence[IntervalSet]) -> tuple[np.ndarray, np.ndarray]:

@@ -624,18 +624,11 @@ class Reassembly:
 
     def add(self, rec: PacketRecord, key: frozenset[Endpoint]) -> None:
         """Feed a TCP packet (addresses known) whose endpoint pair is ``key``."""
+        if not rec.tcp_flags & _CONTROL and rec.proto == PROTO_TCP and self.add_data(
+                key, (rec.src, rec.sport), rec.seq, rec.payload):
+            return
         quiet = self.quiet
         conn = self.current.get(key)
-        if conn is not None and not rec.tcp_flags & _CONTROL:
-            # most packets: neither opening, closing nor resetting a connection already there
-            sender = (rec.src, rec.sport)
-            r = conn._rs.get(sender)
-            if r is not None and len(key) == 2 and rec.proto == PROTO_TCP:
-                conn.packets += 1
-                r.feed_data(rec.seq, rec.payload)
-                if quiet is not None and rec.payload and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
-                    quiet.sender_done(key, sender)
-                return
         pure_syn = rec.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
         if conn is not None and pure_syn:
             r = conn._rs.get((rec.src, rec.sport))
@@ -656,6 +649,23 @@ class Reassembly:
             r = conn._rs.get(sender)
             if r is not None and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
                 quiet.sender_done(key, sender)
+
+    def add_data(self, key: frozenset[Endpoint], sender: Endpoint, seq: int, payload: bytes | memoryview) -> bool:
+        """:meth:`add` of a TCP segment with none of SYN, FIN and RST from ``sender``, when its connection is already
+        there (most packets); False, and nothing done, otherwise (the caller then calls :meth:`add`). A caller
+        with the packet's fields at hand makes no record for these."""
+        conn = self.current.get(key)
+        if conn is None or len(key) != 2:
+            return False
+        r = conn._rs.get(sender)
+        if r is None:
+            return False
+        conn.packets += 1
+        r.feed_data(seq, payload)
+        quiet = self.quiet
+        if quiet is not None and payload and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
+            quiet.sender_done(key, sender)
+        return True
 
     def finish(self) -> list[Connection]:
         """Every connection, in order of first appearance, finished."""

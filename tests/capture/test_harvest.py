@@ -1,0 +1,109 @@
+"""The harvest taken during the header pass holds exactly what a second pass over the capture collects.
+
+The replay's inspection reads its streams from :class:`~segverify.capture.collect.Harvest` (candidate packets
+selected in bulk, dropped in bulk once they can change nothing read, reassembled with a fast path for plain
+segments); the fallback reads the capture again (:func:`~segverify.capture.collect.collect`). Both must give
+the same connections, byte for byte and counter for counter, on sessions cut, reordered, repeated, reset and
+reopened on the same ports, both families, and UDP exchanges.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from capture_gen import pcap_bytes, tcp_frame, udp_frame
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segverify.analysis.inspect import MAX_FIRST_BYTES, first_bytes_only, from_harvest, harvester, planned, wanted
+from segverify.analysis.replay import Judge, read_captures
+from segverify.capture.collect import collect
+from segverify.topology.loader import load_topology
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPO = load_topology(str(ROOT / "topologies" / "alpha-city.yaml"))
+JUDGE = Judge(TOPO)
+
+# (client, server, port): the bundled city's channels -- RDP to the virtual browser (screen-transfer limits,
+# quieted after the first bytes), SMTP from the mail sanitizer, HTTPS downloads from the CDR (default limits,
+# long streams spilled to disk) -- and one pair on no channel's port (never collected)
+PAIRS = [("10.20.3.4", "10.30.0.10", 3389), ("fd00:20::7", "10.30.0.10", 3389), ("10.30.1.30", "10.20.1.25", 25),
+         ("10.20.5.6", "10.40.0.10", 443), ("fd00:20::9", "10.40.0.10", 443), ("10.20.3.4", "10.30.0.10", 22)]
+PAIRS = [p for p in PAIRS if (":" in p[0]) == (":" in p[1])]
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> list[bytes]:
+    """Frames of a few TCP sessions (and UDP exchanges), interleaved in capture order."""
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    streams: list[list[bytes]] = []
+    for _ in range(draw(st.integers(1, 5))):
+        client, server, port = draw(st.sampled_from(PAIRS))
+        cport = draw(st.sampled_from([40000, 40001]))  # few ports: reuse of a pair by a new connection
+        if draw(st.integers(0, 5)) == 0:
+            streams.append([udp_frame(client, server, cport, port, rng.randbytes(rng.randint(1, 3000)))
+                            for _ in range(rng.randint(1, 6))])
+            continue
+        isn_c, isn_s = rng.randrange(2**32), rng.randrange(2**32)
+        up = rng.randbytes(draw(st.integers(0, 9000)))
+        down = rng.randbytes(draw(st.integers(0, 6000)))
+        frames = []
+        if draw(st.booleans()):  # a handshake (else the capture starts mid-connection)
+            frames += [tcp_frame(client, server, cport, port, "S", isn_c),
+                       tcp_frame(server, client, port, cport, "SA", isn_s)]
+        for data, (a, b, pa, pb, isn) in ((up, (client, server, cport, port, isn_c)),
+                                          (down, (server, client, port, cport, isn_s))):
+            at = 0
+            while at < len(data):
+                n = rng.choice([1, 100, 536, 1448, 1460])
+                frames.append(tcp_frame(a, b, pa, pb, "PA", (isn + 1 + at) % 2**32, data[at : at + n]))
+                if rng.random() < 0.1:  # a pure ACK from the other side
+                    frames.append(tcp_frame(b, a, pb, pa, "A", rng.randrange(2**32)))
+                at += n
+        if frames and draw(st.booleans()):
+            for _ in range(rng.randint(1, 4)):  # retransmissions, some with other bytes
+                f = rng.choice(frames)
+                frames.insert(rng.randrange(len(frames) + 1), f if rng.random() < 0.7 else f[:-3] + b"xyz")
+        if len(frames) > 3 and draw(st.booleans()):  # a little reordering
+            i = rng.randrange(len(frames) - 1)
+            frames[i], frames[i + 1] = frames[i + 1], frames[i]
+        close = draw(st.sampled_from(["", "F", "R"]))
+        if close:
+            frames.append(tcp_frame(client, server, cport, port, close + "A", (isn_c + 1 + len(up)) % 2**32))
+        streams.append(frames)
+    out: list[bytes] = []
+    while any(streams):  # interleave the sessions, each in its own order
+        s = rng.choice([s for s in streams if s])
+        out.append(s.pop(0))
+    return out
+
+
+def _conn_state(conn: object) -> tuple:
+    def side(r: object) -> tuple:
+        return (r.data(), r.delivered, r.segments, r.gap_count, r.gap_bytes, tuple(r.gaps), tuple(r.conflicts),  # type: ignore[attr-defined]
+                r.conflict_bytes, r.retransmitted_bytes, r.syn_seen, r.fin_seen, r.truncated, r.started_mid_stream)  # type: ignore[attr-defined]
+    c = conn  # type: ignore[assignment]
+    return (c.client_endpoint, c.server_endpoint, c.initiator_known, c.reset, side(c.client), side(c.server))  # type: ignore[attr-defined]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(sessions())
+def test_the_harvest_collects_what_a_second_pass_collects(tmp_path_factory, frames: list[bytes]) -> None:
+    path = tmp_path_factory.mktemp("h") / "c.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    harvest = harvester(TOPO, JUDGE.channels, lambda a: JUDGE.segment(a, None))
+    assert harvest is not None
+    flows, _damage, _stats = read_captures([str(path)], tap=harvest.add)
+    _, work = planned(TOPO, JUDGE.channels, [JUDGE.judge(f) for f in flows])
+    tcp, udp, caps = wanted(work)
+    taken = from_harvest(harvest, work)
+    again = collect([str(path)], tcp, udp, caps_for=caps, first_bytes_only=first_bytes_only(work),
+                    prefix=MAX_FIRST_BYTES)
+    assert set(taken.tcp) == set(again.tcp) and set(taken.udp) == set(again.udp)
+    for key in again.tcp:
+        assert [_conn_state(c) for c in taken.tcp[key]] == [_conn_state(c) for c in again.tcp[key]]
+    for key in again.udp:
+        a, b = taken.udp[key], again.udp[key]
+        assert (a.client, a.server, bytes(a.client_bytes), bytes(a.server_bytes)) == (
+            b.client, b.server, bytes(b.client_bytes), bytes(b.server_bytes))
