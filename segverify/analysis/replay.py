@@ -310,6 +310,7 @@ def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport
 def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False, ctx: Context | None = None,
            ) -> Result:  # fmt: skip
     """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it."""
+    from ..report.rows import RenderedRows, row_bytes
     from . import sidecar
     from .inspect import harvester, inspect_channels
 
@@ -334,11 +335,21 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
         if side is not None:
             side.close()
         raise
-    if side is not None:
-        inspection = side.inspect(topo, judge.channels, verdicts, captures)
-    else:
+    if side is None:
         inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest)
-    result = assemble(topo, judge, captures, verdicts, damage, stats, inspection)
+        result = assemble(topo, judge, captures, verdicts, damage, stats, inspection)
+    else:
+        # While the side inspects, the report's order and the rows of every flow inspection cannot change
+        # (all but the planned ones) are made here; the planned ones once their notes and verdicts are in.
+        index, _ = side.planned(topo, judge.channels, verdicts)
+        order = sorted(range(len(verdicts)), key=lambda i: _report_order(verdicts[i].flow))
+        encode = row_bytes()
+        texts = [encode(v.to_json()) for v in verdicts]
+        inspection = side.inspect(topo, judge.channels, verdicts, captures)
+        for i in range(len(verdicts)) if side.fell_back else index:
+            texts[i] = encode(verdicts[i].to_json())
+        result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, order=order,
+                          flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
     result.digests.update(digests)
     return result
 

@@ -79,6 +79,7 @@ class HarvestSidecar:
         self._plain = False  # the current capture is read in place by the side (its offsets are the file's)
         self.fell_back = False  # the side failed and the inspection read the captures again (tests read it)
         self._candidates: list[int] | None = None  # the flows given to the side (see flows)
+        self._planned: tuple[list[int], Work] | None = None
 
     def file(self, path: str) -> None:
         """The batches that follow come from ``path``. A plain capture's packets are read by the side from
@@ -111,14 +112,21 @@ class HarvestSidecar:
             self._candidates = self.harvest.flow_candidates(flows)
             self._send(("flows", [(i, flows[i]) for i in self._candidates]))
 
+    def planned(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
+                ) -> tuple[list[int], Work]:  # fmt: skip
+        """The flows the inspection takes (:func:`~.inspect.planned`): their indices among ``verdicts``, and the
+        work. Only flows between candidate pairs can be planned (any other's packets were never candidates)."""
+        if self._planned is None:
+            among = self._candidates if self._candidates is not None else list(range(len(verdicts)))
+            at, work = planned(topo, channels, [verdicts[i] for i in among])
+            self._planned = [among[k] for k in at], work
+        return self._planned
+
     def inspect(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
                 captures: Sequence[str]) -> Inspection:
         """:func:`~.inspect.inspect_channels` of these verdicts (those of the flows given to :meth:`flows`, in
-        that order), from the side's results."""
-        # only flows between candidate pairs can be planned (any other's packets were never candidates)
-        among = self._candidates if self._candidates is not None else list(range(len(verdicts)))
-        at, work = planned(topo, channels, [verdicts[i] for i in among])
-        index = [among[k] for k in at]
+        that order), from the side's results. Only the verdicts of the flows :meth:`planned` names change."""
+        index, work = self.planned(topo, channels, verdicts)
         got: dict[int, ItemResult] | None = None
         self._flush()
         if not self._broken and not self._gave_up:
