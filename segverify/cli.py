@@ -132,15 +132,22 @@ def replay(topology: str, captures: tuple[str, ...], workers: int | None, schedu
     """Judge the flows in pcap/pcapng CAPTURES (gzip too; glob patterns and directories) against TOPOLOGY."""
 
     def action() -> Result:
-        from .analysis.replay import replay as run_replay
+        from .analysis.findings import hash_in_background
         from .scale.parts import expand_inputs
-        from .topology.loader import load_topology
 
         files = expand_inputs(captures)
-        topo = load_topology(topology)
         if workers is None and scheduler is None:
-            return run_replay(topo, files, show_progress=sys.stderr.isatty())
+            # the captures' digests first: their hashing then has the second core to itself while the rest of
+            # segverify is imported and the topology compiled
+            digests = hash_in_background(files)
+            from .analysis.replay import replay as run_replay
+            from .topology.loader import load_topology
+
+            return run_replay(load_topology(topology), files, show_progress=sys.stderr.isatty(), digests=digests)
         from .scale.cluster import cluster_client, replay_cluster
+        from .topology.loader import load_topology
+
+        topo = load_topology(topology)
 
         with cluster_client(workers, scheduler) as client:
             return replay_cluster(topo, files, client, show_progress=sys.stderr.isatty())

@@ -646,3 +646,17 @@ def test_denied_by_walking_the_reach_set_is_the_cofactor_answer(judges):
         assert walking.denied(f, a, b) == plain.denied(f, a, b), f
 
     check()
+
+
+def test_the_report_names_each_input_with_its_sha256(city, tmp_path):
+    """The digests are hashed beside the run (a forked process from the command's start): the report's must be
+    the files' own, topology and every capture, plain or gzip."""
+    import hashlib
+
+    a = cap(tmp_path, "a.pcap", session("10.1.0.7", "10.2.0.21", 50010, 445))
+    b = tmp_path / "b.pcap.gz"
+    b.write_bytes(gzip.compress(cap(tmp_path, "b.pcap", rdp_session("10.2.0.1", "10.3.0.10", 2)).read_bytes()))
+    out = CliRunner().invoke(main, ["replay", str(city), str(a), str(b), "--format", "json"])
+    assert out.exit_code in (0, 1, 3), out.output
+    inputs = {i["path"]: i["sha256"] for i in json.loads(out.stdout)["inputs"]}
+    assert inputs == {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in (city, a, b)}

@@ -133,15 +133,14 @@ def hash_in_background(paths: Sequence[str]) -> dict[str, Future[str]]:
     reading the file copied every byte first: a fifth of the hashing's CPU); a file cut short while mapped
     kills that process, never this one, and a digest it did not deliver is computed again by
     :meth:`Result.input_hashes`. Elsewhere, or with ``SEGVERIFY_NO_SIDECAR=1``, a daemon thread reads them."""
+    if paths and sys.platform.startswith("linux") and os.environ.get("SEGVERIFY_NO_SIDECAR") is None:
+        try:
+            return _hash_in_process(list(dict.fromkeys(paths)))
+        except OSError:
+            pass  # no process to be had: a thread does it
     futures: dict[str, Future[str]] = {p: Future() for p in paths}
     if not futures:
         return futures
-    if sys.platform.startswith("linux") and os.environ.get("SEGVERIFY_NO_SIDECAR") is None:
-        try:
-            _hash_in_process(list(futures.items()))
-            return futures
-        except OSError:
-            pass  # no process to be had: a thread does it
 
     def work() -> None:
         for path, fut in futures.items():
@@ -158,9 +157,10 @@ HASH_WINDOW = 64 << 20
 """Bytes of a file mapped at a time by the hashing process (its memory stays flat whatever the file's size)."""
 
 
-def _hash_in_process(items: list[tuple[str, Future[str]]]) -> None:
-    """Fork a process that writes one line per file, its digest or ``-``, and a thread here that reads them
-    into the futures (a line that never comes: the future fails, and the digest is computed again)."""
+def _hash_in_process(paths: list[str]) -> dict[str, Future[str]]:
+    """Fork a process that writes one line per file, its digest or ``-``; the futures read the pipe when first
+    asked (no thread here: the replay forks its side process later). A line that never comes fails its future,
+    and the digest is computed again."""
     rfd, wfd = os.pipe()
     try:
         parent = os.getpid()
@@ -178,7 +178,7 @@ def _hash_in_process(items: list[tuple[str, Future[str]]]) -> None:
                         os.close(fd)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
             with os.fdopen(wfd, "w") as out:
-                for path, _ in items:
+                for path in paths:
                     try:
                         line = _sha256_mapped(path, parent)
                     except Exception:  # noqa: BLE001 - the main process hashes it again and reports its error
@@ -188,18 +188,46 @@ def _hash_in_process(items: list[tuple[str, Future[str]]]) -> None:
         finally:
             os._exit(0)
     os.close(wfd)
+    pipe = _DigestPipe(rfd, pid, paths)
+    return pipe.futures
 
-    def collect() -> None:
-        with os.fdopen(rfd, "r") as lines:
-            for path, fut in items:
+
+class _DigestPipe:
+    """The hashing process's answers, read all at once when the first is asked for."""
+
+    def __init__(self, rfd: int, pid: int, paths: list[str]) -> None:
+        self._rfd, self._pid = rfd, pid
+        self.futures: dict[str, Future[str]] = {p: _PipedDigest(self) for p in paths}
+        self._read = False
+
+    def read_all(self) -> None:
+        if self._read:
+            return
+        self._read = True
+        with os.fdopen(self._rfd, "r") as lines:
+            for path, fut in self.futures.items():
                 line = lines.readline().strip()
                 if len(line) == 64:
                     fut.set_result(line)
                 else:
                     fut.set_exception(OSError(f"{path}: not hashed beside the analysis"))
-        os.waitpid(pid, 0)
+        os.waitpid(self._pid, 0)
 
-    threading.Thread(target=collect, name="segverify-hash", daemon=True).start()
+
+class _PipedDigest(Future):  # type: ignore[type-arg]
+    """A future the hashing process's pipe completes when it is asked for."""
+
+    def __init__(self, pipe: _DigestPipe) -> None:
+        super().__init__()
+        self._pipe = pipe
+
+    def result(self, timeout: float | None = None) -> str:
+        self._pipe.read_all()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._pipe.read_all()
+        return super().exception(timeout)
 
 
 def _sha256_mapped(path: str, parent: int) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -308,8 +309,9 @@ def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport
 
 
 def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False, ctx: Context | None = None,
-           ) -> Result:  # fmt: skip
-    """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it."""
+           digests: dict[str, Future[str]] | None = None) -> Result:  # fmt: skip
+    """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it;
+    ``digests``: the captures' digests, when the caller started them (:func:`~.findings.hash_in_background`)."""
     from ..report.rows import RenderedRows, row_bytes
     from . import sidecar
     from .inspect import harvester, inspect_channels
@@ -319,7 +321,8 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
     # the harvest and the inspection on the second core, when a process can be forked (before any thread runs)
     side = (sidecar.HarvestSidecar(harvest, topo, judge.channels, judge.segment)
             if harvest and sidecar.available() else None)  # fmt: skip
-    digests = hash_in_background(captures)  # beside the reading (a forked process on Linux)
+    if digests is None:
+        digests = hash_in_background(captures)  # beside the reading (a forked process on Linux)
     tap = side.add if side is not None else harvest.add if harvest is not None else None
     on_file = side.file if side is not None else None
     try:
