@@ -134,7 +134,7 @@ def test_cluster_equals_one_process(corpus: list[str], client, chunk: int) -> No
     assert isinstance(result.extra["flows"], RenderedRows)
     alone = replay(load_topology(str(TOPOLOGY)), corpus)
     assert render_text(result, lang="ja") == render_text(alone, lang="ja")
-    assert list(result.extra["flows"]) == alone.extra["flows"]
+    assert list(result.extra["flows"]) == list(alone.extra["flows"])
     # every way of inspecting a part is used: from the harvest with spanning tuples read back by position
     # (plain pcaps), and read again (the gzip file holds packets of flows that span files)
     assert result.parts["harvest+positions"] > 0 and result.parts["reread"] > 0
