@@ -55,3 +55,24 @@ def test_digests_from_mapped_windows_and_from_a_thread(tmp_path: Path, monkeypat
     # the futures themselves (input_hashes would hash a file again where one failed)
     assert [futures[f].result(timeout=30) for f in files] == [hashlib.sha256(Path(f).read_bytes()).hexdigest()
                                                                for f in files]
+
+
+def test_digests_never_asked_for_leave_no_process_or_pipe(tmp_path: Path) -> None:
+    """A run that fails before its report drops the digests: the hashing process is stopped and reaped."""
+    import gc
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the hashing process is Linux's")
+    big = tmp_path / "big.pcap"
+    big.write_bytes(bytes(64 << 20))
+    fds = len(os.listdir("/proc/self/fd"))
+    futures = hash_in_background([str(big)])
+    pipe = next(iter(futures.values()))._pipe  # type: ignore[attr-defined]
+    pid = pipe._pid
+    del futures, pipe
+    gc.collect()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped already: no such child
+    assert len(os.listdir("/proc/self/fd")) == fds

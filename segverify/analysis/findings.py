@@ -213,6 +213,16 @@ class _DigestPipe:
                     fut.set_exception(OSError(f"{path}: not hashed beside the analysis"))
         os.waitpid(self._pid, 0)
 
+    def __del__(self) -> None:
+        """Never asked for (the run failed first): the process is stopped and reaped, its pipe closed."""
+        if not self._read:
+            self._read = True
+            with contextlib.suppress(OSError):
+                os.close(self._rfd)
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+                os.waitpid(self._pid, 0)
+
 
 class _PipedDigest(Future):  # type: ignore[type-arg]
     """A future the hashing process's pipe completes when it is asked for."""
