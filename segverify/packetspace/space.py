@@ -420,12 +420,10 @@ class PacketSpace:
         tables = self._point_tables.get(field)
         if tables is None:
             tables = self._point_tables[field] = self._byte_tables(field)
-        if field in ("src", "dst"):  # family bit, then 128 bits; IPv4 in the top 32
-            fam, value = (tables[-1], value - V6_BASE) if value >= V6_BASE else (0, value << 96)
-            nbytes = 16
+        if field in ("src", "dst"):  # family bit, then 128 bits; an IPv4 address in the top 32, the rest zero
+            out, value, nbytes = (tables[-1], value - V6_BASE, 16) if value >= V6_BASE else (0, value, 4)
         else:
-            fam, nbytes = 0, len(tables)
-        out = fam
+            out, nbytes = 0, len(tables)
         for k in range(nbytes):
             out |= tables[k][(value >> (8 * (nbytes - 1 - k))) & 0xFF]
         return out
