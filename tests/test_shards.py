@@ -241,9 +241,9 @@ def test_rules_without_interfaces_shard_by_protocol(rule_list, default, pkts):
         plain = compile_ruleset(SPACE, ruleset, IFACES)
     with sharded(2):
         split = compile_ruleset(SPACE, ruleset, IFACES)
-    if sum(r.in_ifaces is None for r in rule_list) * 2 > len(rule_list) and len(split.shards) > 1:
-        assert any(shard.pairs is None and shard.cells and shard.cells[0][0] == firewall.ANY
-                   for shard in split.shards)
+    # (Which scheme cuts it, by pair or by protocol, is the one with fewer parts: a rule set of mostly unbound
+    # rules may still be cut by pair, by one part. test_plan_prefers_fewer_parts_and_gives_up_beyond_the_budget
+    # checks the choice; here, that either cut decides exactly as one manager does.)
     assert split.allowed == plain.allowed
     assert split.shadowed() == plain.shadowed()
     for p in pkts:
