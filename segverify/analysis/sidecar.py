@@ -3,12 +3,13 @@ process reads on, then inspects the flows on channels.
 
 In one process, the harvest (reassembling the packets of channel pairs, in Python) and the inspection came
 after or between the header pass's own work on one core while the other only hashed the captures. Here the
-main process selects each batch's candidate packets (vectorised) and sends their header rows; the side
-process reads their bytes from the capture itself (a gzip capture's candidates travel with their payloads)
-and takes them into its :class:`~segverify.capture.collect.Harvest` exactly as ``Harvest.add`` would.
-After the verdicts, it inspects the flows of the plan with the same functions as
-:func:`~.inspect.inspect_channels` and sends back the per-flow results, which the main process puts together
-(:func:`~.inspect.combine`) in flow order: the same report, byte for byte.
+main process selects each batch's candidate packets (in C) and sends their header rows from a sender thread;
+the side process maps their bytes from the capture itself (a gzip capture's candidates travel with their
+payloads) and takes them into its :class:`~segverify.capture.collect.Harvest` exactly as ``Harvest.add``
+would. Once the flow table is known, it inspects the flows of the plan with the same functions as
+:func:`~.inspect.inspect_channels`, half of the bytes in a forked helper, and sends back the per-flow results,
+which the main process puts together (:func:`~.inspect.combine`) in flow order: the same report, byte for
+byte.
 
 Anything that goes wrong on the side (the process dies, a message cannot be sent or read) leaves the main
 process to inspect as before, reading the captures again: never a flow uninspected.
