@@ -261,8 +261,7 @@ class Judge:
             return True
         if flow.proto in PORT_PROTOS and self._walkable(a, b, reach):
             # a TCP/UDP packet fixes every packet variable (valid zeroes the rest): one walk from the root
-            held = sp.evaluate(self._rv(a, b, reach), sp.point(Packet(flow.src, flow.dst, flow.proto, flow.sport,
-                                                                      flow.dport)))
+            held = sp.holds_packet(self._rv(a, b, reach), flow.src, flow.dst, flow.proto, flow.sport, flow.dport)
             if held is not None:
                 return not held
         if flow.proto not in PORT_PROTOS:  # no ICMP type in the flow table: any type the rules allow will do

@@ -581,25 +581,55 @@ static PyObject *py_meets(PyObject *self, PyObject *args) {
     return PyBool_FromLong(!cudd_bdd_leq(dd, f, NOT(g)));
 }
 
-/* evaluate(mgr, u, bits): the value of ``u`` (dd's int) at the assignment ``bits`` (bytes, little-endian
- * bit i = variable index i; missing bytes are 0): a walk from the root, one node per level, nothing built.
- * A set holds a packet exactly when it evaluates to true at every one of the packet's bits. */
-static PyObject *py_evaluate(PyObject *self, PyObject *args) {
+/* evaluate_packet(mgr, u, layout, src_v6, src_hi, src_lo, dst_v6, dst_hi, dst_lo, proto, sport, dport):
+ * The value of ``u`` (dd's int) at one TCP/UDP packet's assignment, built here: a walk from the root, one node
+ * per level, nothing built in CUDD. ``layout`` (int32) holds the variable index of
+ * every bit, most significant first: src's family bit and 128 bits, dst's likewise, proto's 8, sport's 16,
+ * dport's 16 (ICMP type and code are 0: no bit set). An IPv4 address is the top 32 of the 128 bits. */
+#define LAYOUT_BITS (129 + 129 + 8 + 16 + 16)
+#define MAX_POINT_VARS 4096
+
+static void set_bits(uint8_t *b, const int32_t *idx, int n, uint64_t hi, uint64_t lo) {
+    /* the n bits of (hi, lo), most significant first, where the value's top bit is bit n-1 of the pair */
+    for (int k = 0; k < n; k++) {
+        int pos = n - 1 - k; /* bit position in the value */
+        int bit = pos >= 64 ? (int)((hi >> (pos - 64)) & 1) : (int)((lo >> pos) & 1);
+        if (bit) b[idx[k] >> 3] |= (uint8_t)(1u << (idx[k] & 7));
+    }
+}
+
+static PyObject *py_evaluate_packet(PyObject *self, PyObject *args) {
     PyObject *mgr_obj;
-    unsigned long long u;
-    Py_buffer bits;
-    if (not_bound() || !PyArg_ParseTuple(args, "OKy*", &mgr_obj, &u, &bits))
+    unsigned long long u, shi, slo, dhi, dlo;
+    int s6, d6, proto, sport, dport;
+    Py_buffer layout;
+    if (not_bound() || !PyArg_ParseTuple(args, "OKy*pKKpKKiii", &mgr_obj, &u, &layout, &s6, &shi, &slo, &d6, &dhi,
+                                         &dlo, &proto, &sport, &dport))
         return NULL;
     PyObject *result = NULL;
     DdManager *dd = PyLong_AsVoidPtr(mgr_obj);
     if (!dd)
         goto done;
-    if (u < 2) {
-        PyErr_SetString(PyExc_ValueError, "not a dd node number");
+    if (u < 2 || layout.len != LAYOUT_BITS * 4) {
+        PyErr_SetString(PyExc_ValueError, "evaluate_packet: not a dd node number, or a layout of the wrong size");
         goto done;
     }
-    const uint8_t *b = (const uint8_t *)bits.buf;
-    Py_ssize_t nbits = bits.len * 8;
+    const int32_t *idx = (const int32_t *)layout.buf;
+    for (int k = 0; k < LAYOUT_BITS; k++) {
+        if (idx[k] < 0 || idx[k] >= MAX_POINT_VARS) {
+            PyErr_SetString(PyExc_ValueError, "evaluate_packet: a variable index out of range");
+            goto done;
+        }
+    }
+    uint8_t b[MAX_POINT_VARS / 8];
+    memset(b, 0, sizeof b);
+    if (s6) b[idx[0] >> 3] |= (uint8_t)(1u << (idx[0] & 7));
+    set_bits(b, idx + 1, 128, shi, slo);
+    if (d6) b[idx[129] >> 3] |= (uint8_t)(1u << (idx[129] & 7));
+    set_bits(b, idx + 130, 128, dhi, dlo);
+    set_bits(b, idx + 258, 8, 0, (uint64_t)(proto & 0xFF));
+    set_bits(b, idx + 266, 16, 0, (uint64_t)(sport & 0xFFFF));
+    set_bits(b, idx + 282, 16, 0, (uint64_t)(dport & 0xFFFF));
     DdNode *one = cudd_read_one(dd), *f = (DdNode *)(uintptr_t)(u - 2);
     int comp = 0;
     for (;;) {
@@ -607,12 +637,12 @@ static PyObject *py_evaluate(PyObject *self, PyObject *args) {
         DdNode *r = REGULAR(f);
         if (r == one)
             break;
-        Py_ssize_t i = r->index;
-        f = (i < nbits && (b[i >> 3] >> (i & 7)) & 1) ? r->T : r->E;
+        uint32_t i = r->index;
+        f = (i < MAX_POINT_VARS && (b[i >> 3] >> (i & 7)) & 1) ? r->T : r->E;
     }
     result = PyBool_FromLong(!comp);
 done:
-    PyBuffer_Release(&bits);
+    PyBuffer_Release(&layout);
     return result;
 }
 
@@ -650,7 +680,7 @@ static PyMethodDef methods[] = {
      "first_match(mgr, matches, allow, effective, state) -> (allowed, decided, run), all referenced."},
     {"transfer", py_transfer, METH_VARARGS, "transfer(src, dst, nodes, out): copy nodes between managers."},
     {"meets", py_meets, METH_VARARGS, "meets(mgr, u, v): whether two sets (dd's ints) share a packet."},
-    {"evaluate", py_evaluate, METH_VARARGS, "evaluate(mgr, u, bits): the value of a set at one assignment."},
+    {"evaluate_packet", py_evaluate_packet, METH_VARARGS, "The value of a set at one TCP/UDP packet."},
     {"deref", py_deref, METH_VARARGS, "deref(mgr, nodes): release one reference of each node."},
     {NULL, NULL, 0, NULL},
 };

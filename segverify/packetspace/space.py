@@ -8,6 +8,7 @@ BDD can hold a whole firewall's decision for every interface pair.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -92,8 +93,6 @@ class PacketSpace:
             self._levels[v] for name in IFACE_FIELDS for v in self.vars[name])
         self.n_levels = len(self._var_fn)
         self._range_cache: dict[tuple[str, IntervalSet], BDD] = {}
-        self._point_tables: dict[str, list] = {}
-        self._point_bytes = (len(self.bdd.vars) + 7) // 8 + 1
         self._iface_vars = frozenset(v for name in IFACE_FIELDS if name in self.vars for v in self.vars[name])
         self._block_cache: dict[tuple[str, IntervalSet], tuple[dict[str, bool], ...]] = (
             share._block_cache if share else {})
@@ -405,51 +404,27 @@ class PacketSpace:
             cube.update(block)
         return self.cube(cube) & self.valid
 
-    def point(self, p: Packet) -> bytes:
-        """One packet as an assignment of every packet variable, for :meth:`evaluate`: bit ``i`` (little-endian)
-        is the variable of index ``i``; an IPv4 address's low 96 bits are 0, as ``valid`` wants them."""
-        bits = 0
-        for name in FIELD_ORDER:
-            value = p.get(name)
-            if value:  # a zero field has no bit set (an IPv4 address: family bit 0 too)
-                bits |= self._field_bits(name, value)
-        return bits.to_bytes(self._point_bytes, "little")
-
-    def _field_bits(self, field: str, value: int) -> int:
-        """``value``'s bits in ``field`` as bits of :meth:`point`, by bytes: one table lookup per byte."""
-        tables = self._point_tables.get(field)
-        if tables is None:
-            tables = self._point_tables[field] = self._byte_tables(field)
-        if field in ("src", "dst"):  # family bit, then 128 bits; an IPv4 address in the top 32, the rest zero
-            out, value, nbytes = (tables[-1], value - V6_BASE, 16) if value >= V6_BASE else (0, value, 4)
-        else:
-            out, nbytes = 0, len(tables)
-        for k in range(nbytes):
-            out |= tables[k][(value >> (8 * (nbytes - 1 - k))) & 0xFF]
-        return out
-
-    def _byte_tables(self, field: str) -> list:
-        """Per byte of ``field`` (most significant first), the point bits of each of its 256 values; for an
-        address, the family bit's point bit last."""
-        index = self.bdd._index_of_var
-        names = self.vars[field]
-        bits = names[1:] if field in ("src", "dst") else names
-        tables: list = []
-        for k in range(0, len(bits), 8):
-            chunk = [index[v] for v in bits[k : k + 8]]  # most significant first
-            tables.append([sum(1 << i for j, i in enumerate(chunk) if (b >> (len(chunk) - 1 - j)) & 1)
-                           for b in range(256)])
-        if field in ("src", "dst"):
-            tables.append(1 << index[names[0]])
-        return tables
-
-    def evaluate(self, u: BDD, point: bytes) -> bool | None:
-        """``u``'s value at one assignment (:meth:`point`), by a walk from its root in C: nothing is built, a few
-        hundred nodes are read. None without the C module. For a set that does not depend on the interface
-        variables, ``evaluate(u, point(p))`` says whether it holds packet ``p``."""
-        if self.ops is None:
+    def holds_packet(self, u: BDD, src: int, dst: int, proto: int, sport: int, dport: int) -> bool | None:
+        """Whether ``u`` (a set that does not depend on the interface variables) holds the TCP/UDP packet with
+        these fields. Such a packet fixes every packet variable (``valid`` zeroes an IPv4 address's low 96 bits and
+        the ICMP fields), so this is one walk from the root at that assignment, in C: nothing is built, a few
+        hundred nodes are read. None without the C module."""
+        if self.ops is None or self._packet_layout is None:
             return None
-        return bool(self.ops.evaluate(self.manager, int(u), point))
+        s6, shi, slo = _split128(src)
+        d6, dhi, dlo = _split128(dst)
+        return bool(self.ops.evaluate_packet(self.manager, int(u), self._packet_layout, s6, shi, slo, d6, dhi, dlo,
+                                             proto, sport, dport))
+
+    @functools.cached_property
+    def _packet_layout(self) -> bytes | None:
+        """Every bit's variable index for :meth:`holds_packet`: src and dst (family bit, 128 bits), proto, sport,
+        dport, most significant first. None when an index is beyond what the C walk handles (4,096)."""
+        index = self.bdd._index_of_var
+        layout = [index[v] for name in ("src", "dst", "proto", "sport", "dport") for v in self.vars[name]]
+        if max(layout) >= 4096:
+            return None
+        return array("i", layout).tobytes()
 
     def depends_on_interfaces(self, u: BDD) -> bool:
         return not self._iface_vars.isdisjoint(self.bdd.support(u))
@@ -771,3 +746,11 @@ def _bits_cube(names: Sequence[str], value: int, fixed: int) -> dict[str, bool]:
     if fixed == 0:
         return {}
     return dict(zip(names, map(_BIT.__getitem__, format(value, f"0{fixed}b")), strict=False))
+
+
+def _split128(addr: int) -> tuple[bool, int, int]:
+    """An address of the unified space as (IPv6, high 64, low 64) of its 128 bits; IPv4 in the top 32."""
+    if addr >= V6_BASE:
+        a = addr - V6_BASE
+        return True, a >> 64, a & 0xFFFFFFFFFFFFFFFF
+    return False, addr << 32, 0
