@@ -55,7 +55,7 @@ from ..capture.reader import _PCAP_MAGICS, DEFAULT_BATCH, Damage, PacketRecord, 
 from ..errors import InputError
 from ..model.gcpause import frozen_gc
 from ..model.topology import Topology
-from ..report.rows import RenderedRows, row_bytes
+from ..report.rows import RenderedRows
 from .partial import Counters, FlowRows, Pieces, TableFlow, batch_pieces, compact, concat, empty_pieces, merge
 from .parts import DEFAULT_CHUNK, Part, split, splittable, whole
 
@@ -200,10 +200,9 @@ def judge_and_inspect(topo: Topology, token: str, part: Part, flows: list[Flow] 
     rows = judge_flows(topo, token, flows)
     items = []
     texts = []
-    encode = row_bytes()
     for k, (f, row) in enumerate(zip(flows, rows, strict=True)):
         v, pl = _verdict(f, row)
-        texts.append(encode(v.to_json()) if pl is None else b"")
+        texts.append(v.row_bytes() if pl is None else b"")
         if pl is not None:
             items.append((k, v, pl[0], pl[1]))
     got, shipped, losses, how = inspect_part(topo, token, part, items, ship_tcp, ship_udp, frag_pairs, run)
@@ -647,10 +646,9 @@ def _replay_cluster(topo: Topology, captures: Sequence[str], client: Client, chu
                 v, ch, what = work[w]
                 item_results[w] = inspect_item(topo, ch, what, v, got_all)
         inspection = combine(work, [item_results[w] for w in range(len(work))], channels)
-        encode = row_bytes()
         for i, text in enumerate(texts):  # flows judged here, and inspected flows: final only now
             if not text:
-                texts[i] = encode(verdicts[i].to_json())  # type: ignore[union-attr]
+                texts[i] = verdicts[i].row_bytes()  # type: ignore[union-attr]
         lap("inspect")
         more = [m for f in sorted(failed) for m in failed[f]]
         progress.stage("report")
