@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from ..model.addresses import V6_BASE, IntervalSet
-from .decode import BATCH_DTYPE, FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_FIN, TCP_RST, TCP_SYN, decode_frame
+from .decode import BATCH_DTYPE, FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_CONTROL, decode_frame
 from .fragments import Defragmenter, Reassembled, key_addresses
 from .native import enabled, loops
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
@@ -100,7 +100,6 @@ _P1 = 0x9E3779B97F4A7C15
 _P2 = 0xC2B2AE3D27D4EB4F
 
 
-_CONTROL = TCP_SYN | TCP_FIN | TCP_RST
 _KINDS = {"from": 0, "quiet": 1, "acks": 2}  # the table kinds of Quiet, as the compiled drop test numbers them
 _UNPLANNED = object()  # a pair not yet planned (None: planned, and nothing to collect)
 MAX_STARTED = 1 << 16
@@ -123,7 +122,7 @@ class Quiet:
     def __init__(self, allowed: Callable[[frozenset[Endpoint], int], bool], prefix: int) -> None:
         self.prefix = prefix
         self._allowed = allowed
-        # (proto, what) -> hash -> (pair, sender or None); what: "from" (one sender's packets without SYN, FIN,
+        # (proto, what) -> hash -> pair and its row; what: "from" (one sender's packets without SYN, FIN,
         # RST), "quiet" (both senders'; for UDP every packet), "acks" (those with no payload either)
         self._on: dict[tuple[int, str], _PairTable] = {
             (proto, what): _PairTable() for proto in (6, 17) for what in ("from", "quiet", "acks")}
@@ -173,7 +172,7 @@ class Quiet:
         if h in table and table.pair(h) != key:
             return  # a second pair with the same hash is simply not dropped
         if h in table or len(table) < MAX_STARTED:  # bounded, like the tables' rebuilds
-            table.set(h, key, sender, _pair_row(key, sender))
+            table.set(h, key, _pair_row(key, sender))
             self._changed(which)
 
     def _unset(self, which: tuple[int, str], key: frozenset[Endpoint]) -> None:
@@ -206,7 +205,7 @@ class Quiet:
             return None
         q, qh = p[rows], hashes[rows]
         src, dst = _ends(q)
-        no_control = (q["tcp_flags"] & _CONTROL) == 0
+        no_control = (q["tcp_flags"] & TCP_CONTROL) == 0
         hit = np.zeros(len(rows), dtype=bool)
         for (proto, what), _on in live:
             table_h, table = self._table((proto, what))
@@ -226,7 +225,7 @@ class Quiet:
         return out
 
     def _drop_compiled(self, cl: ModuleType, p: np.ndarray, hashes: np.ndarray,
-                       live: list[tuple[tuple[int, str], dict]]) -> np.ndarray | None:  # fmt: skip
+                       live: list[tuple[tuple[int, str], _PairTable]]) -> np.ndarray | None:  # fmt: skip
         """:meth:`drop` in one compiled pass (``_cloops.quiet_drop``) over the live tables laid back to back."""
         packed = self._arrays.get((0, "packed"))
         if packed is None:
@@ -269,13 +268,13 @@ def _pair_row(key: frozenset[Endpoint], sender: Endpoint | None) -> tuple[int, .
 
 
 class _PairTable:
-    """One table of :class:`Quiet`: pair hash -> (pair, sender or None, row of :func:`_pair_row`), with the rows
-    also kept in numpy arrays slot by slot, so that the sorted arrays the drop test searches are rebuilt in a
-    few array operations after a change (it changes in nearly every slice of candidates), not from Python
-    tuples."""
+    """One table of :class:`Quiet`: pair hash -> pair, with each pair's row (:func:`_pair_row`, the sender first
+    where there is one) kept in numpy arrays slot by slot, so that the sorted arrays the drop test searches are
+    rebuilt in a few array operations after a change (it changes in nearly every slice of candidates), not from
+    Python tuples."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[frozenset[Endpoint], Endpoint | None, tuple[int, ...], int]] = {}
+        self._entries: dict[int, tuple[frozenset[Endpoint], int]] = {}  # hash -> (pair, slot)
         self._free: list[int] = []
         self._hashes = np.zeros(64, dtype=np.uint64)
         self._rows = np.zeros((64, 8), dtype=np.uint64)
@@ -291,10 +290,10 @@ class _PairTable:
     def pair(self, h: int) -> frozenset[Endpoint]:
         return self._entries[h][0]
 
-    def set(self, h: int, key: frozenset[Endpoint], sender: Endpoint | None, row: tuple[int, ...]) -> None:
+    def set(self, h: int, key: frozenset[Endpoint], row: tuple[int, ...]) -> None:
         old = self._entries.get(h)
         if old is not None:
-            slot = old[3]
+            slot = old[1]
         elif self._free:
             slot = self._free.pop()
         else:
@@ -305,13 +304,13 @@ class _PairTable:
                 self._hashes = np.concatenate([self._hashes, np.zeros(grow, np.uint64)])
                 self._rows = np.concatenate([self._rows, np.zeros((grow, 8), np.uint64)])
                 self._live = np.concatenate([self._live, np.zeros(grow, bool)])
-        self._entries[h] = (key, sender, row, slot)
+        self._entries[h] = (key, slot)
         self._hashes[slot] = h
         self._rows[slot] = row
         self._live[slot] = True
 
     def remove(self, h: int) -> None:
-        slot = self._entries.pop(h)[3]
+        slot = self._entries.pop(h)[1]
         self._live[slot] = False
         self._free.append(slot)
 
@@ -730,13 +729,13 @@ class Harvest:
             rec: PacketRecord | None = None
             if proto == 6:
                 # a segment with none of SYN, FIN, RST on a connection already there needs no record
-                plain = not flags & _CONTROL
+                plain = not flags & TCP_CONTROL
                 if kp.tcp_screen and not (plain and screen.add_data(key, sender, seq, payload)):
                     rec = _segment(proto, s, sport, d, dport, flags, seq, payload)
-                    screen.add(rec, key)
+                    screen.add_other(rec, key)
                 if kp.tcp_default and not (plain and default.add_data(key, sender, seq, payload)):
                     rec = rec or _segment(proto, s, sport, d, dport, flags, seq, payload)
-                    default.add(rec, key)
+                    default.add_other(rec, key)
                 if key not in started6:
                     started6.add(key)
                     self.quiet.started(key, 6)

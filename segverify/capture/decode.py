@@ -109,6 +109,7 @@ BATCH_DTYPE = np.dtype(
 )
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+TCP_CONTROL = TCP_SYN | TCP_FIN | TCP_RST  # the flags that open, close or reset a connection
 
 _U64 = (1 << 64) - 1
 

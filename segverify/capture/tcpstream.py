@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from .decode import PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from .decode import PROTO_TCP, TCP_ACK, TCP_CONTROL, TCP_FIN, TCP_RST, TCP_SYN
 
 if TYPE_CHECKING:
     from .reader import PacketRecord
@@ -68,7 +68,6 @@ MAX_GAPS = 1024
 hole every other byte must not cost memory per hole)."""
 
 _MASK = 0xFFFFFFFF
-_CONTROL = TCP_SYN | TCP_FIN | TCP_RST
 _MOD = 1 << 32
 _HALF = 1 << 31
 
@@ -624,9 +623,14 @@ class Reassembly:
 
     def add(self, rec: PacketRecord, key: frozenset[Endpoint]) -> None:
         """Feed a TCP packet (addresses known) whose endpoint pair is ``key``."""
-        if not rec.tcp_flags & _CONTROL and rec.proto == PROTO_TCP and self.add_data(
+        if not rec.tcp_flags & TCP_CONTROL and rec.proto == PROTO_TCP and self.add_data(
                 key, (rec.src, rec.sport), rec.seq, rec.payload):
             return
+        self.add_other(rec, key)
+
+    def add_other(self, rec: PacketRecord, key: frozenset[Endpoint]) -> None:
+        """:meth:`add` of a packet :meth:`add_data` does not take: one with SYN, FIN or RST, or the first of its
+        connection (a caller that tried ``add_data`` already comes here directly)."""
         quiet = self.quiet
         conn = self.current.get(key)
         pure_syn = rec.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
