@@ -183,7 +183,7 @@ class FlowBuilder:
         self._g = _Grow()
         self._vlans: dict[int, set[int]] = {}
         self.counters = Counters()
-        self._scratch: tuple[np.ndarray, ...] | None = None  # the compiled grouping's buffers, reused
+        self._table: np.ndarray | None = None  # the compiled grouping's hash table
 
     @property
     def packets(self) -> int:
@@ -345,14 +345,13 @@ class FlowBuilder:
         if cl is None:
             return _grouping_numpy(p)
         n = len(p)
-        if self._scratch is None or len(self._scratch[1]) < n:
-            cap = 1 << max(10, (2 * n - 1).bit_length())
-            self._scratch = (np.empty(cap, np.int32), np.empty(n, np.uint8), np.empty(n, np.int64),
-                             np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, KEY_DTYPE))
-        table, side, inv, perm, starts, keys = self._scratch
-        groups = cl.group_flows(np.ascontiguousarray(p), table, side, inv, perm, starts, keys)
-        return (side[:n].view(bool).copy(), perm[:n].copy(), starts[:groups].copy(), inv[:n].copy(),
-                keys[:groups].copy())
+        cap = 1 << max(10, (2 * n - 1).bit_length())
+        if self._table is None or len(self._table) < cap:
+            self._table = np.empty(cap, np.int32)  # scratch, reused batch after batch
+        side, inv, perm = np.empty(n, np.uint8), np.empty(n, np.int64), np.empty(n, np.int64)
+        starts, keys = np.empty(n, np.int64), np.empty(n, KEY_DTYPE)
+        groups = cl.group_flows(np.ascontiguousarray(p), self._table[:cap], side, inv, perm, starts, keys)
+        return side.view(bool), perm, starts[:groups], inv, keys[:groups]
 
     def flows(self) -> list[Flow]:
         """All flows, in order of their first packet in the file."""
