@@ -43,7 +43,8 @@ class Inspection:
     incomplete: list[str] = field(default_factory=list)
 
 
-def _key(v: FlowVerdict) -> frozenset[tuple[int, int]]:
+def pair_key(v: FlowVerdict) -> frozenset[tuple[int, int]]:
+    """The unordered endpoint pair of a flow: how its connections are collected."""
     f = v.flow
     return frozenset(((f.src, f.sport), (f.dst, f.dport)))
 
@@ -134,8 +135,8 @@ SCREEN_CAPS: dict[str, int | bool] = {"max_bytes": 2 * MAX_FIRST_BYTES, "max_buf
 def wanted(work: Work) -> tuple[set[frozenset[tuple[int, int]]], set[frozenset[tuple[int, int]]],
                                 Callable[[frozenset[tuple[int, int]]], dict[str, int | bool]]]:  # fmt: skip
     """The endpoint pairs to collect (TCP, UDP) and the reassembly limits of each."""
-    tcp = {_key(v) for v, _, _ in work if v.flow.proto == 6}
-    udp = {_key(v) for v, _, _ in work if v.flow.proto == 17}
+    tcp = {pair_key(v) for v, _, _ in work if v.flow.proto == 6}
+    udp = {pair_key(v) for v, _, _ in work if v.flow.proto == 17}
     screen = screen_pairs(work)
 
     def caps(key: frozenset[tuple[int, int]]) -> dict[str, int | bool]:
@@ -147,7 +148,7 @@ def wanted(work: Work) -> tuple[set[frozenset[tuple[int, int]]], set[frozenset[t
 
 def screen_pairs(work: Work) -> set[frozenset[tuple[int, int]]]:
     """Endpoint pairs reassembled with the screen-transfer limits: those with a screen-transfer flow."""
-    return {_key(v) for v, _, what in work if what == "screen"}
+    return {pair_key(v) for v, _, what in work if what == "screen"}
 
 
 def first_bytes_only(work: Work) -> set[frozenset[tuple[int, int]]]:
@@ -157,7 +158,7 @@ def first_bytes_only(work: Work) -> set[frozenset[tuple[int, int]]]:
     screen: set[frozenset[tuple[int, int]]] = set()
     other: set[frozenset[tuple[int, int]]] = set()
     for v, _, what in work:
-        (screen if what == "screen" else other).add(_key(v))
+        (screen if what == "screen" else other).add(pair_key(v))
     return screen - other
 
 
@@ -318,7 +319,7 @@ def combine(work: Work, results: Sequence[ItemResult], channels: Sequence[Channe
 
 
 def _streams(got: Collected, v: FlowVerdict) -> tuple[bytes, bytes, object]:
-    key = _key(v)
+    key = pair_key(v)
     if v.flow.proto == 17:
         ex = got.udp.get(key)
         return (bytes(ex.client_bytes), bytes(ex.server_bytes), None) if ex else (b"", b"", None)

@@ -251,10 +251,12 @@ class Judge:
     def denied(self, flow: Flow, a: str, b: str) -> bool:
         """Whether the topology's rules deny this flow's initiating packet on every path from a to b.
 
-        ``reach & packet & valid`` is empty exactly when the cofactor of ``reach & valid`` on the packet's
-        bits is (a packet is a cube). Cofactoring is done in two steps, the first cached per (segments,
-        addresses, protocol, destination port), the second on the source port alone: ~20 µs a flow instead
-        of building a packet BDD (~0.2 ms), the same answer."""
+        A TCP/UDP packet fixes every packet variable, so with the C module its membership in ``reach & valid``
+        is one walk from the root (:meth:`_walkable`). Otherwise ``reach & packet & valid`` is empty exactly
+        when the cofactor of ``reach & valid`` on the packet's bits is (a packet is a cube): cofactored in two
+        steps, the first cached per (segments, addresses, protocol, destination port), the second on the source
+        port alone (~20 µs a flow instead of building a packet BDD, ~0.2 ms), the same answer; an ICMP flow's
+        type is free, so it is always cofactored."""
         sp = self.ctx.space
         reach = self.reach(a).get(b)
         if reach is None:
@@ -298,8 +300,8 @@ class Judge:
         return rv
 
     def _walkable(self, a: str, b: str, reach: Any) -> bool:
-        """Whether a packet's membership in ``reach & valid`` is one walk (:meth:`PacketSpace.evaluate`): the C
-        module is there and the set does not depend on interfaces (reach sets never do; checked once)."""
+        """Whether a packet's membership in ``reach & valid`` is one walk (:meth:`PacketSpace.holds_packet`): the
+        C module is there and the set does not depend on interfaces (reach sets never do; checked once)."""
         hit = self._walk.get((a, b))
         if hit is None:
             sp = self.ctx.space
@@ -380,7 +382,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
         # While the side inspects, the report's order and the rows of every flow inspection cannot change
         # (all but the planned ones) are made here; the planned ones once their notes and verdicts are in.
         index, _ = side.planned(topo, judge.channels, verdicts)
-        order = sorted(range(len(verdicts)), key=lambda i: _report_order(verdicts[i].flow))
+        order = report_order(verdicts)
         texts = [v.row_bytes() for v in verdicts]
         inspection = side.inspect(topo, judge.channels, verdicts, captures)
         for i in range(len(verdicts)) if side.fell_back else index:
@@ -427,12 +429,17 @@ def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: li
         "damaged_regions": len(real_damage),
     })
     if order is None:
-        order = sorted(range(len(verdicts)), key=lambda i: _report_order(verdicts[i].flow))
+        order = report_order(verdicts)
     rows = flow_rows(order) if flow_rows is not None else [verdicts[i].to_json() for i in order]
     inputs = list(topo.inputs) + list(captures)
     return result_type("replay", findings, inputs, stats, incomplete, title=topo.name,
                        extra={"model": topo.model, "flows": rows},
                        context=report_context(topo))
+
+
+def report_order(verdicts: Sequence[FlowVerdict]) -> list[int]:
+    """The verdicts' indices in the report's order (first time, then the 5-tuple and the reuse count)."""
+    return sorted(range(len(verdicts)), key=lambda i: _report_order(verdicts[i].flow))
 
 
 def _report_order(f: Flow) -> tuple:

@@ -45,6 +45,7 @@ from .inspect import (
     inspect_channels,
     inspect_item,
     load_inspectors,
+    pair_key,
     planned,
 )
 from .replay import FlowVerdict
@@ -275,7 +276,7 @@ def _cost(got: Collected, item: tuple[FlowVerdict, Channel, str]) -> int:
     v, _, what = item
     if what == "screen" or v.flow.proto != 6:
         return 4096
-    conns = got.tcp.get(frozenset(((v.flow.src, v.flow.sport), (v.flow.dst, v.flow.dport))), [])
+    conns = got.tcp.get(pair_key(v), [])
     return 4096 + sum(c.client.delivered + c.server.delivered for c in conns)
 
 
