@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import networkx as nx
-
 from ..model.addresses import ALL_ADDRESSES, IntervalSet, addr_to_int, describe_addresses, int_to_addr
 from ..model.gcpause import paused_gc
 from ..model.rules import PROTO_TCP, PROTO_UDP, Packet, Rule
@@ -530,6 +528,8 @@ def cross_finding(code: str, severity: str, a: str, b: str, fa: str, fb: str, wi
 
 def bypass_findings(ctx: Context) -> list[Finding]:
     """Segments of different families joined with no firewall in between."""
+    import networkx as nx
+
     g = ctx.net.graph
     forwarding = g.subgraph(n for n in g.nodes if n[0] != "firewall")
     out: list[Finding] = []

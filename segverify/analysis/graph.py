@@ -7,12 +7,18 @@ may touch its addresses is exactly what its channel's legs say.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import networkx as nx
+from collections import deque
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from ..model.segmap import SegmentMap
 from ..model.topology import Topology
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+Node = tuple[str, str]  # ("segment"|"firewall"|"router"|"host", name)
 
 
 @dataclass(frozen=True)
@@ -29,12 +35,46 @@ class Hop:
 
 @dataclass
 class NetworkGraph:
-    graph: nx.Graph  # nodes: ("segment"|"firewall"|"router"|"host", name)
+    """The devices and segments as nodes, an edge from each device to each segment it has a leg in.
+
+    The networkx graph is built when first asked for (by ``check``'s bypass search): ``replay`` needs only the
+    hops, and networkx is a fifth of a second of imports."""
+
+    nodes: list[Node]
+    edges: list[tuple[Node, Node]]
     hops: list[Hop]
     host_segments: dict[str, list[str]]  # every host → the segments its addresses are in
+    _links: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
+
+    @cached_property
+    def graph(self) -> nx.Graph:
+        import networkx as nx
+
+        g = nx.Graph()
+        g.add_nodes_from(self.nodes)
+        g.add_edges_from(self.edges)
+        return g
 
     def hops_from(self, segment: str) -> list[Hop]:
         return [h for h in self.hops if h.src == segment]
+
+    def connected(self, a: str, b: str) -> bool:
+        """Whether some chain of devices joins segments ``a`` and ``b`` (a path between them in :attr:`graph`:
+        every device joins each pair of the segments it has legs in, and so gives a hop between them)."""
+        if a == b:
+            return True
+        if not self._links:
+            for h in self.hops:
+                self._links.setdefault(h.src, set()).add(h.dst)
+        seen, todo = {a}, deque([a])
+        while todo:
+            for nxt in self._links.get(todo.popleft(), ()):
+                if nxt == b:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
 
 
 def sanitizer_hosts(topo: Topology) -> set[str]:
@@ -42,14 +82,13 @@ def sanitizer_hosts(topo: Topology) -> set[str]:
 
 
 def build_graph(topo: Topology, segmap: SegmentMap) -> NetworkGraph:
-    g = nx.Graph()
+    nodes: list[Node] = [("segment", name) for name in topo.segments]
+    edges: list[tuple[Node, Node]] = []
     hops: list[Hop] = []
-    for name in topo.segments:
-        g.add_node(("segment", name))
     for fw in topo.firewalls.values():
-        g.add_node(("firewall", fw.name))
+        nodes.append(("firewall", fw.name))
         for iface in fw.interfaces:
-            g.add_edge(("firewall", fw.name), ("segment", iface.segment))
+            edges.append((("firewall", fw.name), ("segment", iface.segment)))
         for a in fw.interfaces:
             for b in fw.interfaces:
                 if a.name != b.name and a.segment != b.segment:
@@ -65,12 +104,12 @@ def build_graph(topo: Topology, segmap: SegmentMap) -> NetworkGraph:
         if len(segs) > 1 and host.name not in sanitizers:
             forwarders.append((host.name, "host", segs))
     for name, kind, segs in forwarders:
-        g.add_node((kind, name))
+        nodes.append((kind, name))
         for s in segs:
-            g.add_edge((kind, name), ("segment", s))
+            edges.append(((kind, name), ("segment", s)))
         for a in segs:
             for b in segs:
                 if a != b:
                     hops.append(Hop(a, b, name, kind))
     hops.sort(key=lambda h: (h.src, h.dst, h.device, h.in_iface or "", h.out_iface or ""))
-    return NetworkGraph(g, hops, host_segments)
+    return NetworkGraph(nodes, edges, hops, host_segments)

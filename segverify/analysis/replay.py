@@ -241,11 +241,9 @@ class Judge:
         return self._reach[a]
 
     def path_exists(self, a: str, b: str) -> bool:
-        import networkx as nx
-
         hit = self._paths.get((a, b))
         if hit is None:
-            hit = self._paths[(a, b)] = nx.has_path(self.ctx.net.graph, ("segment", a), ("segment", b))
+            hit = self._paths[(a, b)] = self.ctx.net.connected(a, b)
         return hit
 
     def denied(self, flow: Flow, a: str, b: str) -> bool:

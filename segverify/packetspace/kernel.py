@@ -14,9 +14,8 @@ from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any
 
-from dd import cudd
-
 from ..compiled import enabled
+from ._dd import cudd
 
 Function = Any  # dd.cudd.Function
 
