@@ -360,6 +360,12 @@ class _Source:
         return True
 
 
+def _room(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Room for ``n`` records of the compiled walk and their slow-path flags: not zeroed, as the walk writes
+    every field of each record it yields, and its flag (zeroing the room cost more than decoding into it)."""
+    return np.empty(n, dtype=BATCH_DTYPE), np.empty(n, dtype=bool)
+
+
 class CaptureReader:
     """Reads one capture file; ``damage`` and ``interfaces`` fill in as batches are consumed.
 
@@ -505,16 +511,21 @@ class CaptureReader:
         batches, and handles damage, resynchronisation and the buffer's end exactly as :meth:`_pcap` does."""
         assert self.loops is not None
         fused = self.loops.pcap_fused
+        per_record = 16  # bytes per record seen so far (16, the header alone, until a batch is read)
         while True:
             buf, end = src.buf, src.end
             while True:  # batches from this buffer until the walk stops for a reason other than room
-                room = min(batch, (end - pos) // 16 + 1)
-                out = np.zeros(room, dtype=BATCH_DTYPE)
-                slow = np.zeros(room, dtype=bool)
+                # Room for the records the rest of the buffer holds at the size seen so far, and a little more:
+                # the fewest-bytes bound (16 a record) allocated and zeroed four times what a block of
+                # 500-byte packets fills, which cost more than decoding them. Too little room only makes
+                # the walk stop early (why 2) and go on in a second batch.
+                room = min(batch, (end - pos) // per_record + 1 + (end - pos) // (per_record * 16) + 256)
+                out, slow = _room(room)
                 n, off, why, sec = fused(buf, pos, end, endian == ">", tsmul, src.base, linktype, MAX_CAPLEN, out,
                                          slow, EXT6)  # fmt: skip
                 if n:
                     last_sec = int(sec)
+                    per_record = max(16, (int(off) - pos) // int(n))
                     out, slow = out[:n], slow[:n]
                     finish_slow(buf, out, slow, src.base)
                     yield Batch(out, buf, src.base)

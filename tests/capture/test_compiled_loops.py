@@ -180,6 +180,32 @@ def test_records_across_many_blocks(monkeypatch: pytest.MonkeyPatch, compiled: b
         Path(path).unlink()
 
 
+def test_the_walk_writes_every_field_and_runs_out_of_room_safely(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled walk's room is not zeroed, and is sized by the records seen so far: filled with garbage
+    instead, and with large packets followed by many tiny ones (the room runs out, and the walk goes on in
+    further batches), the packets are still those of the numpy passes, field for field."""
+    sizes: list[int] = []
+
+    def garbage(n: int) -> tuple[np.ndarray, np.ndarray]:
+        sizes.append(n)
+        out = np.frombuffer(b"\xa5" * (n * D.BATCH_DTYPE.itemsize), dtype=D.BATCH_DTYPE).copy()
+        return out, np.full(n, 0xA5, dtype=np.uint8).view(bool)
+
+    monkeypatch.setattr(R, "_room", garbage)
+    monkeypatch.setattr(R, "CHUNK", 1 << 16)
+    big = [tcp_frame("10.0.0.1", "10.0.0.2", 1234, 80, "A", seq=i, payload=b"x" * 1400) for i in range(300)]
+    tiny = [udp_frame("10.0.0.3", "10.0.0.4", 53, 53, b"") for _ in range(3000)]
+    path = _write(pcap_bytes(big + tiny + big[:5]))
+    try:
+        pk, damage = assert_same(path)
+        assert damage == [] and len(pk) == 3305
+        assert len(sizes) > 2  # the tiny packets outgrew the room sized by the big ones
+        for corpus in FILES[:6]:
+            assert_same(corpus)
+    finally:
+        Path(path).unlink()
+
+
 def test_damage_in_a_later_block_same_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
     """An impossible length and garbage well after the first block: the same offsets and reasons."""
     fr = _frames()
