@@ -623,6 +623,113 @@ done:
     return res;
 }
 
+/* tcp_runs(recs, table, head) -> how many records join a run an earlier record began
+ *
+ * The harvest's runs (segverify.capture.collect.Harvest._take): rows of one TCP stream (one sender of one exact
+ * endpoint pair) that reassembly can take in one step. A run is a stream's rows, in order, with none of SYN,
+ * FIN and RST, each carrying the bytes right after the previous one's (a row with no payload joins any
+ * run); a row of the pair with one of those flags, from either end, ends both ends' runs. ``head`` (int32, one
+ * per record) is set to -1 for a record in no run (not TCP, an IP fragment, or SYN, FIN or RST), to its own
+ * index for the first of a run, else to the index of its run's first record. ``table`` (int32, a power of two
+ * over twice the records) is scratch for an open-addressing table of the pairs seen. */
+typedef struct {
+    FlowKey key;
+    int32_t head[2]; /* the open run of each end, or -1 */
+    uint32_t expect[2]; /* the sequence number right after the run's last bytes */
+    uint8_t has_data[2]; /* whether the open run has bytes yet (expect is then set) */
+} RunPair;
+
+static PyObject *tcp_runs(PyObject *self, PyObject *args) {
+    Py_buffer recs, table, head;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &recs, &table, &head)) return NULL;
+    PyObject *res = NULL;
+    RunPair *pairs = NULL;
+    Py_ssize_t n = recs.len / (Py_ssize_t)sizeof(Rec), cap = table.len / 4;
+    if (!need(&head, n * 4, "head")) goto done;
+    if (cap < 2 * n || (cap & (cap - 1))) {
+        PyErr_SetString(PyExc_ValueError, "tcp_runs: the table must be a power of two over twice the records");
+        goto done;
+    }
+    pairs = (RunPair *)PyMem_Malloc((size_t)(n ? n : 1) * sizeof(RunPair));
+    if (!pairs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const Rec *r = (const Rec *)recs.buf;
+    int32_t *tb = (int32_t *)table.buf, *hd = (int32_t *)head.buf;
+    Py_ssize_t npairs = 0, joined = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memset(tb, 0xFF, (size_t)cap * 4);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Rec *q = r + i;
+        hd[i] = -1;
+        if (q->proto != 6 || (q->frag & FRAG_IS_FRAGMENT) || (q->family != 4 && q->family != 6)) continue;
+        int v4 = q->family == 4;
+        uint64_t shi = v4 ? 0 : q->src6hi, slo = v4 ? q->src4 : q->src6lo;
+        uint64_t dhi = v4 ? 0 : q->dst6hi, dlo = v4 ? q->dst4 : q->dst6lo;
+        int hi_side = shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && q->sport > q->dport)));
+        FlowKey k;
+        k.lhi = hi_side ? dhi : shi;
+        k.llo = hi_side ? dlo : slo;
+        k.hhi = hi_side ? shi : dhi;
+        k.hlo = hi_side ? slo : dlo;
+        k.lport = hi_side ? q->dport : q->sport;
+        k.hport = hi_side ? q->sport : q->dport;
+        k.proto = q->proto;
+        k.family = q->family;
+        k.pad = 0;
+        uint64_t h = mix64(k.llo ^ mix64(k.hlo ^ mix64(k.lhi ^ mix64(k.hhi)))) ^
+                     mix64(((uint64_t)k.lport << 32) | ((uint64_t)k.hport << 16) | ((uint64_t)k.proto << 8) | k.family);
+        Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(cap - 1));
+        RunPair *pr;
+        for (;;) {
+            int32_t g = tb[at];
+            if (g < 0) {
+                tb[at] = (int32_t)npairs;
+                pr = pairs + npairs++;
+                pr->key = k;
+                pr->head[0] = pr->head[1] = -1;
+                pr->has_data[0] = pr->has_data[1] = 0;
+                pr->expect[0] = pr->expect[1] = 0;
+                break;
+            }
+            if (!memcmp(&pairs[g].key, &k, sizeof k)) {
+                pr = pairs + g;
+                break;
+            }
+            at = (at + 1) & (cap - 1);
+        }
+        if (q->tcp_flags & TCP_CONTROL) { /* ends both ends' runs */
+            pr->head[0] = pr->head[1] = -1;
+            continue;
+        }
+        /* an end whose address equals the other's (a packet to itself) is in no run: both ends are one */
+        if (shi == dhi && slo == dlo && q->sport == q->dport) continue;
+        int e = hi_side;
+        uint32_t len = q->pay_len;
+        if (pr->head[e] >= 0 && (len == 0 || !pr->has_data[e] || q->seq == pr->expect[e])) {
+            hd[i] = pr->head[e];
+            joined++;
+        } else {
+            hd[i] = (int32_t)i;
+            pr->head[e] = (int32_t)i;
+            pr->has_data[e] = 0;
+        }
+        if (len) {
+            pr->expect[e] = q->seq + len;
+            pr->has_data[e] = 1;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(joined);
+done:
+    PyMem_Free(pairs);
+    PyBuffer_Release(&recs);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&head);
+    return res;
+}
+
 /* layout() -> ((field, offset, size), ...): checked against BATCH_DTYPE before the module is used. */
 static PyObject *layout(PyObject *self, PyObject *noargs) {
 #define F(name) Py_BuildValue("(snn)", #name, (Py_ssize_t)offsetof(Rec, name), (Py_ssize_t)sizeof(((Rec *)0)->name))
@@ -641,6 +748,7 @@ static PyMethodDef methods[] = {
     {"select_pairs", select_pairs, METH_VARARGS, "The harvest's candidate test over decoded records."},
     {"quiet_drop", quiet_drop, METH_VARARGS, "The harvest's bulk drop test over decoded records."},
     {"group_flows", group_flows, METH_VARARGS, "The flow table's per-batch grouping by exact key."},
+    {"tcp_runs", tcp_runs, METH_VARARGS, "The harvest's runs of in-order TCP segments."},
     {"layout", layout, METH_NOARGS, "The decoded record's fields: (name, offset, size)."},
     {NULL, NULL, 0, NULL},
 };

@@ -10,8 +10,10 @@ recogniser sees a fragmented segment whole; a datagram that cannot be rebuilt is
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
@@ -585,6 +587,7 @@ class Harvest:
         # where every candidate TCP/UDP packet lies (pair hash, frame offset, captured length), quieted or not:
         # a cluster part ships the packets of tuples that span parts from there (see :meth:`where`)
         self._where: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._run_table = np.empty(0, np.int32)  # scratch of _cloops.tcp_runs
 
     def _plan(self, key: frozenset[Endpoint]) -> KeyPlan | None:
         plans = self._plans
@@ -713,11 +716,16 @@ class Harvest:
         plans = self._plans
         screen, default = self.screen, self.default
         mv = memoryview(batch.buf)
-        src, dst = _addresses(sub)
         offs = (sub["pos"] - batch.base + sub["pay_off"]).tolist()
-        for proto, s, sport, d, dport, flags, seq, o, n in zip(
-                sub["proto"].tolist(), src, sub["sport"].tolist(), dst, sub["dport"].tolist(),
-                sub["tcp_flags"].tolist(), sub["seq"].tolist(), offs, sub["pay_len"].tolist(), strict=True):
+        seqs, lens, all_flags = sub["seq"].tolist(), sub["pay_len"].tolist(), sub["tcp_flags"].tolist()
+        runs, visit = self._runs(sub)
+        rows: Sequence[int] = range(len(sub))
+        if visit is not None:  # a run is visited at its first packet only, which takes the others with it
+            rows = visit.tolist()
+            sub = sub[visit]
+        src, dst = _addresses(sub)
+        for i, proto, s, sport, d, dport in zip(
+                rows, sub["proto"].tolist(), src, sub["sport"].tolist(), dst, sub["dport"].tolist(), strict=True):
             sender = (s, sport)
             key = frozenset((sender, (d, dport)))
             kp = plans.get(key, _UNPLANNED)
@@ -725,9 +733,17 @@ class Harvest:
                 kp = self._plan(key)
             if kp is None:
                 continue
-            payload = mv[o : o + n]
+            seq, o, flags = seqs[i], offs[i], all_flags[i]
+            payload = mv[o : o + lens[i]]
             rec: PacketRecord | None = None
-            if proto == 6:
+            run = runs.get(i) if runs else None
+            if run is not None:
+                self._take_run(kp, key, sender, (d, dport), run, seqs, all_flags,
+                               [mv[offs[j] : offs[j] + lens[j]] for j in run])  # fmt: skip
+                if key not in started6:
+                    started6.add(key)
+                    self.quiet.started(key, 6)
+            elif proto == 6:
                 # a segment with none of SYN, FIN, RST on a connection already there needs no record
                 plain = not flags & TCP_CONTROL
                 if kp.tcp_screen and not (plain and screen.add_data(key, sender, seq, payload)):
@@ -747,6 +763,59 @@ class Harvest:
                 if kp.quiet_udp and min(len(ex.client_bytes), len(ex.server_bytes)) >= min(
                         self.quiet.prefix, MAX_DATAGRAM_BYTES):
                     self.quiet.saturated(key, 17)
+
+    def _runs(self, sub: np.ndarray) -> tuple[dict[int, list[int]], np.ndarray | None]:
+        """The runs of two or more TCP segments in ``sub`` that reassembly may take in one step
+        (``_cloops.tcp_runs``): each run's first row to all its rows, in order, and the rows to visit (all but
+        those a run's first takes with it; None: all). None without the compiled loops: every packet is then
+        taken alone, which is what taking a run does."""
+        cl = loops() if enabled() else None
+        n = len(sub)
+        if cl is None or n < 2:
+            return {}, None
+        cap = 1 << (2 * n - 1).bit_length()
+        if len(self._run_table) < cap:
+            self._run_table = np.empty(cap, np.int32)
+        head = np.empty(n, np.int32)
+        if not cl.tcp_runs(np.ascontiguousarray(sub), self._run_table[:cap], head):
+            return {}, None
+        visit = np.flatnonzero((head < 0) | (head == np.arange(n, dtype=np.int32)))
+        inrun = np.flatnonzero(head >= 0)
+        order = inrun[np.argsort(head[inrun], kind="stable")]  # by run, in order within one
+        heads = head[order]
+        cuts = np.flatnonzero(np.diff(heads)) + 1
+        runs: dict[int, list[int]] = {}
+        for members in np.split(order, cuts):
+            if len(members) > 1:
+                runs[int(members[0])] = members.tolist()
+        return runs, visit
+
+    def _take_run(self, kp: KeyPlan, key: frozenset[Endpoint], sender: Endpoint, receiver: Endpoint,
+                  rows: list[int], seqs: list[int], flags: list[int], payloads: list[memoryview]) -> None:  # fmt: skip
+        """Take a run of TCP segments from ``sender`` (none with SYN, FIN or RST, each with the bytes right after
+        the previous one's; ``rows``: their rows, ``payloads`` their bytes) at its first. In each lane, as many
+        as the stream takes at once go in one step (:meth:`Reassembly.add_run`: the next bytes in order, as far
+        as its byte limit, or any number once it stopped there), the others one by one as :meth:`_take` takes
+        any segment. Taking them at the first is what taking each where it lies does: what lies between is other
+        pairs' packets and the other end's segments without SYN, FIN or RST, which touch neither this end's
+        stream nor anything it reads."""
+        (s, sport), (d, dport) = sender, receiver
+        ends = [0, *accumulate(map(len, payloads))]  # ends[k]: the run's bytes before its k-th segment
+        n = len(rows)
+        for lane, wanted in ((self.screen, kp.tcp_screen), (self.default, kp.tcp_default)):
+            k = 0
+            while wanted and k < n:
+                seq = _first_seq(rows, seqs, payloads, k)
+                room = lane.room(key, sender, seq)
+                if room is None or room >= 0:  # the segments from k on that fit go in one step
+                    m = n if room is None else bisect_right(ends, ends[k] + room, k) - 1
+                    if m > k and lane.add_run(key, sender, seq, payloads[k:m]):
+                        k = m
+                        continue
+                j = rows[k]
+                if not lane.add_data(key, sender, seqs[j], payloads[k]):
+                    lane.add_other(_segment(6, s, sport, d, dport, flags[j], seqs[j], payloads[k]), key)
+                k += 1
 
     def give_up(self) -> None:
         """Stop collecting and let go of what was collected: the caller reads the captures again."""
@@ -819,6 +888,11 @@ class _Segment:
                  payload: memoryview) -> None:  # fmt: skip
         self.proto, self.src, self.sport, self.dst, self.dport = proto, src, sport, dst, dport
         self.tcp_flags, self.seq, self.payload = tcp_flags, seq, payload
+
+
+def _first_seq(rows: Sequence[int], seqs: Sequence[int], payloads: Sequence[memoryview], start: int) -> int:
+    """The sequence number of the first segment from ``start`` on that carries bytes (else ``start``'s)."""
+    return next((seqs[rows[k]] for k in range(start, len(rows)) if payloads[k]), seqs[rows[start]])
 
 
 def _addresses(p: np.ndarray) -> tuple[list[int], list[int]]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import tempfile
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -286,18 +286,44 @@ class StreamReassembler:
         """:meth:`feed` of a segment with neither SYN nor FIN: the common case (the next bytes in order, nothing
         waiting, room left) done here in a few operations, anything else by :meth:`feed`. Most of a capture's
         reassembled segments take this path."""
-        n = len(payload)
+        if payload and not self.take_run(seq, (payload,)):
+            self.feed(seq, payload)  # (a bare ACK: feed() would neither store nor count anything)
+
+    def ready(self, seq: int) -> bool:
+        """Whether :meth:`take_run` may take segments that begin at ``seq``, room aside: nothing waits, no FIN
+        came, and ``seq`` is the next byte expected or the stream stopped at ``max_bytes``."""
         base = self._base
-        if not n:
-            return  # a bare ACK: feed() would neither store nor count anything
-        if (base is not None and not self._starts and not self._stopped and self.fin_offset is None
-                and (seq - base - self._next) & _MASK == 0 and n <= self.max_bytes - self.delivered):
-            self.segments += 1
-            self._buf += payload
+        return (base is not None and not self._starts and self.fin_offset is None
+                and (self._stopped or (seq - base - self._next) & _MASK == 0))
+
+    def take_run(self, seq: int, pieces: Sequence[bytes | memoryview]) -> bool:
+        """:meth:`feed_data` of segments back to back (``pieces``: their payloads, none empty; ``seq`` the first
+        byte's), in one step where that is what feeding each in turn does: True when they are the next bytes in
+        order, nothing waits and there is room for them all (they are appended), or when the stream stopped at
+        ``max_bytes`` with nothing waiting (they are counted, as :meth:`_segment` counts them); False, and
+        nothing done, otherwise."""
+        if not self.ready(seq):
+            return False
+        base = self._base
+        if not self._stopped:
+            n = sum(map(len, pieces))
+            if n > self.max_bytes - self.delivered:
+                return False
+            self.segments += len(pieces)
+            self._buf += pieces[0] if len(pieces) == 1 else b"".join(pieces)
             self._next += n
             self.delivered += n
-            return
-        self.feed(seq, payload)
+            return True
+        d = (seq - base - self._next) & _MASK  # nothing is stored: each segment is counted where _unwrap puts it
+        for piece in pieces:
+            n = len(piece)
+            if n:
+                if (d - _MOD if d >= _HALF else d) > MAX_WINDOW:
+                    self.out_of_window_bytes += n
+                else:
+                    self.segments += 1
+                d = (d + n) & _MASK
+        return True
 
     def _segment(self, seq: int, payload: bytes, fin: bool) -> None:
         off = self._unwrap(seq)
@@ -670,6 +696,35 @@ class Reassembly:
         if quiet is not None and payload and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
             quiet.sender_done(key, sender)
         return True
+
+    def add_run(self, key: frozenset[Endpoint], sender: Endpoint, seq: int,
+                payloads: Sequence[bytes | memoryview]) -> bool:  # fmt: skip
+        """:meth:`add_data` of segments from ``sender`` back to back (``payloads``, ``seq`` the first byte's), in
+        one step: when the connection is there and its sender's direction takes them all at once
+        (:meth:`StreamReassembler.take_run`), which is then what :meth:`add_data` of each in turn does. False,
+        and nothing done, otherwise."""
+        conn = self.current.get(key)
+        if conn is None or len(key) != 2:
+            return False
+        r = conn._rs.get(sender)
+        carry = any(payloads)
+        if r is None or (carry and not r.take_run(seq, [p for p in payloads if p])):
+            return False
+        conn.packets += len(payloads)
+        quiet = self.quiet
+        if quiet is not None and carry and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
+            quiet.sender_done(key, sender)
+        return True
+
+    def room(self, key: frozenset[Endpoint], sender: Endpoint, seq: int) -> int | None:
+        """How many bytes :meth:`add_run` takes at once from ``sender`` beginning at ``seq``: those left before
+        the stream's byte limit, None (any number) once it stopped there, -1 when it is not ready for them
+        (:meth:`StreamReassembler.ready`; no connection, a hole, bytes waiting, a FIN)."""
+        conn = self.current.get(key)
+        r = conn._rs.get(sender) if conn is not None and len(key) == 2 else None
+        if r is None or not r.ready(seq):
+            return -1
+        return None if r._stopped else r.max_bytes - r.delivered
 
     def finish(self) -> list[Connection]:
         """Every connection, in order of first appearance, finished."""

@@ -416,3 +416,101 @@ def test_compiled_candidate_test_refuses_short_ipv6_roles() -> None:
     with pytest.raises(ValueError, match="roles6"):
         cl.select_pairs(p, starts, bits, np.zeros((1, 2), np.uint64), 1, kept)
     assert cl.select_pairs(p, starts, bits, np.zeros((2, 2), np.uint64), 1, kept) == (0, 0)
+
+
+# --- the harvest's runs of in-order segments ------------------------------------------------------------
+
+
+def _runs_reference(p: np.ndarray) -> list[int]:
+    """``_cloops.tcp_runs`` as its comment states it, one record at a time."""
+    from segverify.model.addresses import V6_BASE
+
+    head: list[int] = []
+    open_runs: dict[tuple, int] = {}  # (pair, sender) -> first record of its open run
+    expect: dict[tuple, int | None] = {}  # (pair, sender) -> the sequence number its run continues at
+    for i, r in enumerate(p):
+        if r["proto"] != 6 or r["frag"] & D.FRAG_IS_FRAGMENT or r["family"] not in (4, 6):
+            head.append(-1)
+            continue
+        if r["family"] == 4:
+            s, d = int(r["src4"]), int(r["dst4"])
+        else:
+            s = V6_BASE + (int(r["src6hi"]) << 64 | int(r["src6lo"]))
+            d = V6_BASE + (int(r["dst6hi"]) << 64 | int(r["dst6lo"]))
+        sender, receiver = (s, int(r["sport"])), (d, int(r["dport"]))
+        pair = frozenset((sender, receiver))
+        if r["tcp_flags"] & D.TCP_CONTROL:
+            for k in [k for k in open_runs if k[0] == pair]:
+                del open_runs[k]
+            head.append(-1)
+            continue
+        if sender == receiver:
+            head.append(-1)
+            continue
+        stream, n, seq = (pair, sender), int(r["pay_len"]), int(r["seq"])
+        if stream in open_runs and (n == 0 or expect[stream] is None or expect[stream] == seq):
+            head.append(open_runs[stream])
+        else:
+            head.append(i)
+            open_runs[stream], expect[stream] = i, None
+        if n:
+            expect[stream] = (seq + n) % 2**32
+    return head
+
+
+@st.composite
+def _run_rows(draw: st.DrawFn) -> np.ndarray:
+    from segverify.model.addresses import V6_BASE
+
+    n = draw(st.integers(0, 80))
+    p = np.zeros(n, dtype=D.BATCH_DTYPE)
+    nxt: dict[tuple, int] = {}
+    for i in range(n):
+        (s, sp), (d, dp) = draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS))
+        if (s >= V6_BASE) != (d >= V6_BASE):
+            d, dp = s, sp
+        fam = 6 if s >= V6_BASE else 4
+        p["family"][i], p["sport"][i], p["dport"][i] = fam, sp, dp
+        if fam == 4:
+            p["src4"][i], p["dst4"][i] = s, d
+        else:
+            for end, a in (("src", s - V6_BASE), ("dst", d - V6_BASE)):
+                p[end + "6hi"][i], p[end + "6lo"][i] = a >> 64, a & ((1 << 64) - 1)
+        p["proto"][i] = draw(st.sampled_from([6, 6, 6, 6, 17]))
+        p["tcp_flags"][i] = draw(st.sampled_from([0x10, 0x18, 0x18, 0x18, 0x10, 0x02, 0x12, 0x11, 0x04, 0]))
+        n_bytes = draw(st.sampled_from([0, 0, 1, 100, 1448]))
+        p["pay_len"][i] = n_bytes
+        p["frag"][i] = draw(st.sampled_from([0] * 9 + [D.FRAG_IS_FRAGMENT]))
+        # mostly the next bytes of the sender's stream (wrapping past 2**32), sometimes a jump
+        key = (s, sp, d, dp)
+        seq = nxt.get(key, draw(st.sampled_from([0, 2**32 - 50, 12345])))
+        if draw(st.integers(0, 5)) == 0:
+            seq = (seq + draw(st.sampled_from([-1448, -1, 1, 5000]))) % 2**32
+        p["seq"][i] = seq
+        nxt[key] = (seq + n_bytes) % 2**32
+    return p
+
+
+@settings(max_examples=400, deadline=None)
+@given(_run_rows())
+def test_tcp_runs_are_the_runs_its_comment_states(p: np.ndarray) -> None:
+    """Interleaved streams, both ends of a pair, pure ACKs, jumps, wraps, SYN/FIN/RST, UDP, fragments, a host
+    talking to itself: the compiled runs are the reference's, record for record."""
+    cl = native.loops()
+    assert cl is not None
+    head = np.empty(len(p), np.int32)
+    table = np.empty(1 << max(1, (2 * len(p)).bit_length()), np.int32)
+    joined = cl.tcp_runs(p, table, head)
+    ref = _runs_reference(p)
+    assert head.tolist() == ref
+    assert joined == sum(1 for i, h in enumerate(ref) if h >= 0 and h != i)
+
+
+def test_tcp_runs_refuses_a_small_table() -> None:
+    cl = native.loops()
+    assert cl is not None
+    p = np.zeros(4, dtype=D.BATCH_DTYPE)
+    with pytest.raises(ValueError, match="power of two"):
+        cl.tcp_runs(p, np.empty(6, np.int32), np.empty(4, np.int32))
+    with pytest.raises(ValueError, match="head"):
+        cl.tcp_runs(p, np.empty(8, np.int32), np.empty(3, np.int32))

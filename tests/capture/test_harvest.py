@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from segverify.analysis.inspect import MAX_FIRST_BYTES, first_bytes_only, from_harvest, harvester, planned, wanted
 from segverify.analysis.replay import Judge, read_captures
 from segverify.capture.collect import collect
+from segverify.model.addresses import addr_to_int
 from segverify.topology.loader import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +83,8 @@ def sessions(draw: st.DrawFn) -> list[bytes]:
 def _conn_state(conn: object) -> tuple:
     def side(r: object) -> tuple:
         return (r.data(), r.delivered, r.segments, r.gap_count, r.gap_bytes, tuple(r.gaps), tuple(r.conflicts),  # type: ignore[attr-defined]
-                r.conflict_bytes, r.retransmitted_bytes, r.syn_seen, r.fin_seen, r.truncated, r.started_mid_stream)  # type: ignore[attr-defined]
+                r.conflict_bytes, r.retransmitted_bytes, r.syn_seen, r.fin_seen, r.truncated, r.started_mid_stream,  # type: ignore[attr-defined]
+                r.out_of_window_bytes, r.next_offset, r.closed, r.fin_offset)  # type: ignore[attr-defined]
     c = conn  # type: ignore[assignment]
     return (c.client_endpoint, c.server_endpoint, c.initiator_known, c.reset, side(c.client), side(c.server))  # type: ignore[attr-defined]
 
@@ -107,3 +109,72 @@ def test_the_harvest_collects_what_a_second_pass_collects(tmp_path_factory, fram
         a, b = taken.udp[key], again.udp[key]
         assert (a.client, a.server, bytes(a.client_bytes), bytes(a.server_bytes)) == (
             b.client, b.server, bytes(b.client_bytes), bytes(b.server_bytes))
+
+
+def _taken(path: Path, runs: bool) -> dict:
+    """The harvest's connections (with their packet counters), taking runs of segments in one step or not."""
+    harvest = harvester(TOPO, JUDGE.channels, lambda a: JUDGE.segment(a, None))
+    assert harvest is not None
+    if not runs:
+        harvest._runs = lambda sub: ({}, None)  # type: ignore[method-assign]
+    flows, _damage, _stats = read_captures([str(path)], tap=harvest.add)
+    _, work = planned(TOPO, JUDGE.channels, [JUDGE.judge(f) for f in flows])
+    taken = from_harvest(harvest, work)
+    return {key: [(_conn_state(c), c.packets) for c in conns] for key, conns in taken.tcp.items()}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(sessions())
+def test_runs_taken_in_one_step_are_the_segments_taken_one_by_one(tmp_path_factory, frames: list[bytes]) -> None:
+    path = tmp_path_factory.mktemp("r") / "c.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    assert _taken(path, True) == _taken(path, False)
+
+
+def test_long_sessions_are_taken_in_runs(tmp_path: Path, monkeypatch) -> None:
+    """A long RDP session in small segments (its screen-transfer stream stops at its byte limit mid-run), a
+    long mail with the server's ACKs between the segments, a retransmission and a hole in the middle of a run:
+    the same connections, counters included, as taking every segment alone; and most segments went in runs,
+    in order and past the limit."""
+    from segverify.capture import tcpstream
+
+    rng = random.Random(7)
+    rdp, mail = ("10.20.3.4", "10.30.0.10", 50000, 3389), ("10.30.1.30", "10.20.1.25", 50001, 25)
+    frames = [tcp_frame(c, s, cp, sp, "S", 1000) for c, s, cp, sp in (rdp, mail)]
+    frames += [tcp_frame(s, c, sp, cp, "SA", 5000) for c, s, cp, sp in (rdp, mail)]
+    up = {rdp: rng.randbytes(40_000), mail: b"DATA\r\n" + rng.randbytes(150_000)}
+    at = {rdp: 0, mail: 0}
+    step = {rdp: 90, mail: 1448}
+    while any(at[k] < len(up[k]) for k in up):
+        for k in (rdp, mail):
+            c, s, cp, sp = k
+            if at[k] < len(up[k]):
+                chunk = up[k][at[k] : at[k] + step[k]]
+                if k == mail and 40_000 <= at[k] < 40_000 + step[k]:
+                    at[k] += step[k]  # a hole: this segment never comes
+                    continue
+                frames.append(tcp_frame(c, s, cp, sp, "PA", 1001 + at[k], chunk))
+                if k == mail and at[k] == 20_000 // step[k] * step[k]:
+                    frames.append(frames[-1])  # a retransmission
+                at[k] += len(chunk)
+                frames.append(tcp_frame(s, c, sp, cp, "A", 5001))
+    path = tmp_path / "long.pcap"
+    path.write_bytes(pcap_bytes(frames))
+
+    calls = {"run": 0, "stopped": 0}  # segments taken in runs: stored, or counted past the limit
+    take_run = tcpstream.StreamReassembler.take_run
+
+    def spy(self, seq, pieces):  # noqa: ANN001, ANN202
+        ok = take_run(self, seq, pieces)
+        if ok and len(pieces) > 1:
+            calls["stopped" if self._stopped else "run"] += len(pieces)
+        return ok
+
+    monkeypatch.setattr(tcpstream.StreamReassembler, "take_run", spy)
+    with_runs = _taken(path, True)
+    # RDP: 8192 bytes in 90-byte segments stored, the other 354 counted; mail: up to the hole
+    assert calls["run"] > 100 and calls["stopped"] > 300
+    assert with_runs == _taken(path, False)
+    (rdp_conn,) = next(v for k, v in with_runs.items() if (addr_to_int(rdp[0]), rdp[2]) in k)
+    (_ends, _client, _known, _reset, client, _server), _packets = rdp_conn
+    assert client[11]  # the screen-transfer stream is truncated at its limit (and the rest was counted)

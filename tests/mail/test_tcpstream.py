@@ -427,3 +427,41 @@ def test_feed_data_is_feed_without_flags(isn: int, steps: list[tuple[str, int, i
         at += size
         assert _snapshot(fast) == _snapshot(slow)
     assert _state(fast) == _state(slow)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    isn=st.one_of(st.integers(0, M32 - 1), st.integers(M32 - 500, M32 - 1)),
+    steps=st.lists(st.tuples(st.sampled_from(["next", "next", "at", "fin"]), st.integers(0, 90),
+                             st.integers(-50, 600)), max_size=12),
+    run_at=st.one_of(st.integers(-100, 700), st.sampled_from([(1 << 30) - 60, 1 << 30, (1 << 31) - 30])),
+    sizes=st.lists(st.integers(1, 90), min_size=1, max_size=12),
+    max_bytes=st.integers(1, 400),
+)
+def test_take_run_is_feed_of_each_segment(isn: int, steps: list[tuple[str, int, int]], run_at: int,
+                                          sizes: list[int], max_bytes: int) -> None:  # fmt: skip
+    """A run of segments back to back taken in one step leaves exactly the state that feeding each leaves (in
+    order, up to the cap, past it, far out of the window, around the wrap); refused, it leaves nothing changed."""
+    one, each = StreamReassembler(max_bytes=max_bytes), StreamReassembler(max_bytes=max_bytes)
+    for r in (one, each):
+        r.feed(isn, b"", syn=True)
+    at = 0
+    for kind, size, off in steps:
+        if kind == "at":
+            at = off
+        payload = bytes((at + k) % 251 for k in range(size))
+        for r in (one, each):
+            r.feed((isn + 1 + at) % M32, payload, fin=kind == "fin")
+        at += size
+    before = _snapshot(one)
+    pieces, seq = [], (isn + 1 + run_at) % M32
+    for size in sizes:
+        pieces.append(bytes((run_at + len(b"".join(pieces)) + k) % 251 for k in range(size)))
+    taken = one.take_run(seq, [memoryview(p) for p in pieces])
+    if not taken:
+        assert _snapshot(one) == before
+        return
+    for k, p in enumerate(pieces):
+        each.feed((seq + sum(map(len, pieces[:k]))) % M32, p)
+    assert _snapshot(one) == _snapshot(each)
+    assert _state(one) == _state(each)
