@@ -197,6 +197,10 @@ def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequ
     return combine(work, [inspect_item(topo, ch, what, v, got) for v, ch, what in work], channels)
 
 
+MAX_PLAN_CACHE = 1 << 16
+_UNKNOWN = object()
+
+
 @dataclass
 class _ProbeFlow:
     src: int
@@ -236,15 +240,23 @@ def harvester(topo: Topology, channels: Sequence[Channel], segment: Callable[[in
     if not pairs or len(pairs) > MAX_PAIR_SETS:
         return None
 
+    # plan() reads neither source port: one answer per (source, destination, protocol, destination port), which
+    # a client's connections from many ephemeral ports share (bounded for hostile captures)
+    known: dict[tuple[int, int, int, int], str | None] = {}
+
+    def how(s: int, d: int, proto: int, dp: int) -> str | None:
+        hit = known.get((s, d, proto, dp), _UNKNOWN)
+        if hit is _UNKNOWN:
+            if len(known) >= MAX_PLAN_CACHE:
+                known.clear()
+            which = plan(topo, channels, _Probe(_ProbeFlow(s, 0, d, dp, proto), segment(s), segment(d)))  # type: ignore[arg-type]
+            hit = known[(s, d, proto, dp)] = None if which is None else which[1]
+        return hit  # type: ignore[return-value]
+
     def whats(key: frozenset[tuple[int, int]], proto: int) -> set[str]:
         ends = sorted(key)
         (a, pa), (b, pb) = ends if len(ends) == 2 else (ends[0], ends[0])
-        out = set()
-        for (s, sp), (d, dp) in (((a, pa), (b, pb)), ((b, pb), (a, pa))):
-            which = plan(topo, channels, _Probe(_ProbeFlow(s, sp, d, dp, proto), segment(s), segment(d)))  # type: ignore[arg-type]
-            if which is not None:
-                out.add(which[1])
-        return out
+        return {w for w in (how(a, b, proto, pb), how(b, a, proto, pa)) if w is not None}
 
     def plan_key(key: frozenset[tuple[int, int]]) -> KeyPlan | None:
         tcp, udp = whats(key, 6), whats(key, 17)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from segverify.analysis.inspect import MAX_FIRST_BYTES, first_bytes_only, from_harvest, harvester, planned, wanted
 from segverify.analysis.replay import Judge, read_captures
 from segverify.capture.collect import collect
-from segverify.model.addresses import addr_to_int
+from segverify.model.addresses import V6_BASE, addr_to_int
 from segverify.topology.loader import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,3 +178,25 @@ def test_long_sessions_are_taken_in_runs(tmp_path: Path, monkeypatch) -> None:
     (rdp_conn,) = next(v for k, v in with_runs.items() if (addr_to_int(rdp[0]), rdp[2]) in k)
     (_ends, _client, _known, _reset, client, _server), _packets = rdp_conn
     assert client[11]  # the screen-transfer stream is truncated at its limit (and the rest was counted)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pair=st.sampled_from(PAIRS), sports=st.tuples(st.integers(0, 65535), st.integers(0, 65535)),
+       proto=st.sampled_from([6, 17]), reverse=st.booleans())
+def test_the_plan_of_a_flow_does_not_depend_on_its_source_port(pair: tuple, sports: tuple, proto: int,
+                                                               reverse: bool) -> None:  # fmt: skip
+    """The harvest remembers one plan per (source, destination, protocol, destination port): plan() must not
+    read the source port."""
+    from segverify.analysis.inspect import plan
+    from segverify.capture.flows import Flow
+
+    client, server, port = pair
+    s, d = addr_to_int(client), addr_to_int(server)
+    if reverse:
+        s, d = d, s
+    got = set()
+    for sport in sports:
+        flow = Flow(proto, 6 if s >= V6_BASE else 4, s, sport, d, port, True, "syn", 1, 60, 1, 60, 0, 0, 0, 1, True,
+                    0x12, 0x12, None, (), 0, 0)
+        got.add(plan(TOPO, JUDGE.channels, JUDGE.judge(flow)))
+    assert len(got) == 1
