@@ -23,6 +23,7 @@ from ..capture.reader import Batch
 from ..errors import InputError
 from ..model.addresses import IntervalSet
 from ..model.addresses import int_to_addr as _int_to_addr
+from ..model.gcpause import frozen_gc, pausable_gc
 from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
 from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
 from ..packetspace.space import FIELD_ORDER
@@ -32,7 +33,9 @@ from .findings import Finding, Result, hash_in_background
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from ..capture.collect import Harvest
     from .inspect import Inspection
+    from .sidecar import HarvestSidecar
 
 MAX_EXAMPLES = 5
 _JS_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # the report's encoder (report.rows.row_encoder)
@@ -347,9 +350,8 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
            digests: dict[str, Future[str]] | None = None) -> Result:  # fmt: skip
     """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it;
     ``digests``: the captures' digests, when the caller started them (:func:`~.findings.hash_in_background`)."""
-    from ..report.rows import RenderedRows
     from . import sidecar
-    from .inspect import harvester, inspect_channels
+    from .inspect import harvester
 
     judge = Judge(topo, ctx)
     harvest = harvester(topo, judge.channels, lambda addr: judge.segment(addr, None))
@@ -360,19 +362,35 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
         digests = hash_in_background(captures)  # beside the reading (a forked process on Linux)
     tap = side.add if side is not None else harvest.add if harvest is not None else None
     on_file = side.file if side is not None else None
-    try:
-        if show_progress:
-            with progress_bar() as bar:
-                flows, damage, stats = read_captures(captures, bar, tap, on_file)
-        else:
-            flows, damage, stats = read_captures(captures, tap=tap, on_file=on_file)
-        if side is not None:
-            side.flows(flows)  # the side plans and inspects while the verdicts are made here
-        verdicts = [judge.judge(f) for f in flows]
-    except BaseException:
-        if side is not None:
-            side.close()
-        raise
+    # The topology, its compiled rules and segverify's modules live to the end: collections while the captures
+    # are read need not walk them (frozen); and from the flow table on, only long-lived objects are made (the
+    # flows, their verdicts and rows: no cycles), which the collector walked three times over at 1M packets.
+    with frozen_gc() as freeze, pausable_gc() as pause:
+        freeze()
+        try:
+            if show_progress:
+                with progress_bar() as bar:
+                    flows, damage, stats = read_captures(captures, bar, tap, on_file)
+            else:
+                flows, damage, stats = read_captures(captures, tap=tap, on_file=on_file)
+            pause()
+            if side is not None:
+                side.flows(flows)  # the side plans and inspects while the verdicts are made here
+            verdicts = [judge.judge(f) for f in flows]
+        except BaseException:
+            if side is not None:
+                side.close()
+            raise
+        return _finish(topo, judge, captures, verdicts, damage, stats, harvest, side, digests)
+
+
+def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],
+            damage: list[Damage], stats: dict[str, int], harvest: Harvest | None, side: HarvestSidecar | None,
+            digests: dict[str, Future[str]]) -> Result:  # fmt: skip
+    """:func:`replay` once the flows are judged: the inspection's findings, and the report."""
+    from ..report.rows import RenderedRows
+    from .inspect import inspect_channels
+
     if side is None:
         inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest)
         result = assemble(topo, judge, captures, verdicts, damage, stats, inspection)

@@ -38,3 +38,16 @@ def frozen_gc() -> Iterator[Callable[[], None]]:
         yield gc.freeze
     finally:
         gc.unfreeze()
+
+
+@contextmanager
+def pausable_gc() -> Iterator[Callable[[], None]]:
+    """For a phase whose later part builds only long-lived objects: the block calls the function it is given
+    (``gc.disable``) where that part begins; the collector is switched back on (if it was on) when the block
+    ends."""
+    was_enabled = gc.isenabled()
+    try:
+        yield gc.disable
+    finally:
+        if was_enabled:
+            gc.enable()
