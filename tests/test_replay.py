@@ -648,6 +648,39 @@ def test_denied_by_walking_the_reach_set_is_the_cofactor_answer(judges):
     check()
 
 
+def test_a_judge_remembering_flow_kinds_gives_each_flow_its_own_verdict(judges):
+    """The Judge judges the flows of one (addresses, VLAN, protocol, destination port, how seen) once: on random
+    flows (some with unproven initiators, some not established, VLANs and addresses outside every segment),
+    each flow's verdict equals the one computed afresh for it alone."""
+    import dataclasses
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    walking, plain, topo = judges
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.data())
+    def check(data):
+        flows = []
+        for _ in range(data.draw(st.integers(1, 12))):
+            f = _flows_between(topo, data.draw)
+            f = dataclasses.replace(f, initiator_known=data.draw(st.booleans()),
+                                    established=data.draw(st.booleans()),
+                                    vlan=data.draw(st.sampled_from([None, 10, 20, 30, 99])),
+                                    src=f.src if data.draw(st.integers(0, 9)) else 0xC0000201)  # fmt: skip
+            flows += [f, dataclasses.replace(f, sport=data.draw(st.integers(0, 65535)))]
+        for f in flows:
+            got = walking.judge(f)  # with what every earlier flow left in its memory
+            plain._verdicts.clear()
+            plain._segments.clear()
+            alone = plain.judge(f)
+            assert (got.src_segment, got.dst_segment, got.verdict, got.notes, got.denied, got.no_path) == (
+                alone.src_segment, alone.dst_segment, alone.verdict, alone.notes, alone.denied, alone.no_path), f
+
+    check()
+
+
 def test_the_report_names_each_input_with_its_sha256(city, tmp_path):
     """The digests are hashed beside the run (a forked process from the command's start): the report's must be
     the files' own, topology and every capture, plain or gzip."""

@@ -54,6 +54,8 @@ def _js(value: str | None) -> str:
 # Addresses repeat across a month of flows: each is formatted once (ipaddress is ~3 µs a call).
 int_to_addr = lru_cache(maxsize=1 << 16)(_int_to_addr)
 MAX_DENIED_CACHE = 200_000
+MAX_JUDGE_CACHE = 1 << 16  # addresses and flow kinds remembered by a Judge (a hostile capture has many)
+_UNSEEN = object()
 
 
 @dataclass
@@ -187,6 +189,8 @@ class Judge:
         self._reach_valid: dict[tuple[str, str], Any] = {}
         self._paths: dict[tuple[str, str], bool] = {}  # segment pairs: the topology's graph does not change
         self._walk: dict[tuple[str, str], bool] = {}
+        self._segments: dict[tuple[int, int | None], str | None] = {}
+        self._verdicts: dict[tuple, tuple[str | None, str | None, str, tuple[str, ...], bool]] = {}
         self._sport_cubes: dict[int, dict[str, bool]] = {}
         self._sport_vars = frozenset(self.ctx.space.vars["sport"])
         self.vlan_segments: dict[int, list[str]] = {}
@@ -195,6 +199,15 @@ class Judge:
                 self.vlan_segments.setdefault(v, []).append(seg.name)
 
     def segment(self, addr: int, vlan: int | None) -> str | None:
+        key = (addr, vlan)
+        hit = self._segments.get(key, _UNSEEN)
+        if hit is _UNSEEN:
+            if len(self._segments) >= MAX_JUDGE_CACHE:
+                self._segments.clear()
+            hit = self._segments[key] = self._segment(addr, vlan)
+        return hit  # type: ignore[return-value]
+
+    def _segment(self, addr: int, vlan: int | None) -> str | None:
         if vlan is not None:
             for name in self.vlan_segments.get(vlan, []):
                 if any(p.lo <= addr <= p.hi for p in self.topo.segments[name].prefixes):
@@ -202,32 +215,49 @@ class Judge:
         return self.ctx.segmap.lookup(addr)
 
     def judge(self, flow: Flow) -> FlowVerdict:
+        # Everything but the rules' answer is the same for the flows of one (addresses, VLAN, protocol, destination
+        # port, how they were seen): a client's connections from many source ports are judged once (the
+        # source port matters only where the initiator is unproven, and is then part of the key).
+        key = (flow.src, flow.dst, flow.vlan, flow.proto, flow.dport, flow.initiator_known, flow.established,
+               None if flow.initiator_known else flow.sport)  # fmt: skip
+        hit = self._verdicts.get(key)
+        if hit is None:
+            if len(self._verdicts) >= MAX_JUDGE_CACHE:
+                self._verdicts.clear()
+            hit = self._verdicts[key] = self._judge(flow)
+        a, b, verdict, notes, rules = hit
+        v = FlowVerdict(flow, a, b, verdict, list(notes))
+        if rules:
+            v.no_path = not self.path_exists(a, b)  # type: ignore[arg-type]
+            v.denied = v.no_path or self.denied(flow, a, b)  # type: ignore[arg-type]
+        return v
+
+    def _judge(self, flow: Flow) -> tuple[str | None, str | None, str, tuple[str, ...], bool]:
+        """A flow's segments, verdict and notes, and whether the rules must be asked about it (established,
+        between two segments)."""
         a = self.segment(flow.src, flow.vlan)
         b = self.segment(flow.dst, flow.vlan)
-        v = FlowVerdict(flow, a, b, "intra-family")
+        notes: list[str] = []
         if not flow.initiator_known:
-            v.notes.append("initiator not seen (no SYN): the first packet's sender is taken as the initiator")
+            notes.append("initiator not seen (no SYN): the first packet's sender is taken as the initiator")
         if a is None or b is None:
-            v.verdict = "UNKNOWN_ADDRESS"
-            return v
-        if a != b and flow.established:
-            v.no_path = not self.path_exists(a, b)
-            v.denied = v.no_path or self.denied(flow, a, b)
+            return a, b, "UNKNOWN_ADDRESS", tuple(notes), False
+        rules = a != b and flow.established
         fa, fb = self.ctx.family(a), self.ctx.family(b)
         if fa == fb:
-            return v
+            return a, b, "intra-family", tuple(notes), rules
         covered = self.coverage(flow.src, flow.dst, flow.proto, flow.dport)
         if covered is None and not flow.initiator_known:
             covered = self.coverage(flow.dst, flow.src, flow.proto, flow.sport)
             if covered is not None:
-                v.notes.append("covered only if the responder initiated: direction unproven")
+                notes.append("covered only if the responder initiated: direction unproven")
         if covered is not None:
-            v.verdict = covered
+            verdict = covered
         elif "MN" in (fa, fb):
-            v.verdict = "MYNUMBER_FLOW"
+            verdict = "MYNUMBER_FLOW"
         else:
-            v.verdict = "UNSANITIZED_FLOW"
-        return v
+            verdict = "UNSANITIZED_FLOW"
+        return a, b, verdict, tuple(notes), rules
 
     def coverage(self, src: int, dst: int, proto: int, dport: int) -> str | None:
         for ex in self.exceptions:
