@@ -141,8 +141,10 @@ def replay(topology: str, captures: tuple[str, ...], workers: int | None, schedu
             # segverify is imported and the topology compiled
             digests = hash_in_background(files)
             from .analysis.replay import replay as run_replay
+            from .capture.reader import keep_read_blocks
             from .topology.loader import load_topology
 
+            keep_read_blocks()
             return run_replay(load_topology(topology), files, show_progress=sys.stderr.isatty(), digests=digests)
         from .scale.cluster import cluster_client, replay_cluster
         from .topology.loader import load_topology

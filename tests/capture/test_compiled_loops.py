@@ -514,3 +514,17 @@ def test_tcp_runs_refuses_a_small_table() -> None:
         cl.tcp_runs(p, np.empty(6, np.int32), np.empty(4, np.int32))
     with pytest.raises(ValueError, match="head"):
         cl.tcp_runs(p, np.empty(8, np.int32), np.empty(3, np.int32))
+
+
+def test_the_reader_keeps_its_blocks_where_the_c_library_can() -> None:
+    """glibc is told to keep freed read blocks (so the kernel need not zero fresh pages for each); the C
+    library answers for itself, and a size it cannot take is refused."""
+    import platform
+
+    assert R.keep_read_blocks() is (platform.libc_ver()[0] == "glibc")
+    cl = native.loops()
+    assert cl is not None
+    assert cl.keep_read_blocks(0) is False and cl.keep_read_blocks(1 << 40) is False
+    path = FILES[0] if FILES else None
+    if path is not None:
+        assert_same(path)  # reading goes on as before
