@@ -187,11 +187,15 @@ def _open(path: str) -> int | None:
         return None
 
 
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux
+
+
 def _read(fd: int | None, cand: np.ndarray) -> tuple[Batch, mmap.mmap] | None:
-    """The stretch of the capture that ``cand``'s packets span, mapped (not copied) as the batch they index:
-    the harvest touches only the pages of the packets it keeps, where a read copied every byte of the
-    stretch (the whole capture, at the bench's sizes). A capture cut short under the map kills this process
-    with SIGBUS, which the main process survives as any failure here: it inspects by reading again."""
+    """The stretch of the capture that ``cand``'s packets span, mapped (not copied) as the batch they index,
+    where a read copied every byte of the stretch (the whole capture, at the bench's sizes). The map is
+    populated when made: the harvest reads most of a stretch (every candidate's payload), and one call that
+    maps all its pages cost less than a page fault every 64 KiB. A capture cut short under the map kills this
+    process with SIGBUS, which the main process survives as any failure here: it inspects by reading again."""
     if fd is None:
         return None
     lo = int(cand["pos"].min())
@@ -200,7 +204,7 @@ def _read(fd: int | None, cand: np.ndarray) -> tuple[Batch, mmap.mmap] | None:
     try:
         if os.fstat(fd).st_size < hi:
             return None
-        m = mmap.mmap(fd, hi - base, access=mmap.ACCESS_READ, offset=base)
+        m = mmap.mmap(fd, hi - base, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ, offset=base)
     except (OSError, ValueError):
         return None
     return Batch(cand, cast(bytes, m), base), m
