@@ -133,7 +133,7 @@ def replay(topology: str, captures: tuple[str, ...], workers: int | None, schedu
 
     def action() -> Result:
         from .analysis.findings import hash_in_background
-        from .scale.parts import expand_inputs
+        from .inputs import expand_inputs
 
         files = expand_inputs(captures)
         if workers is None and scheduler is None:

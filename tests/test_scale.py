@@ -25,11 +25,12 @@ from click.testing import CliRunner
 from segverify.analysis.replay import replay
 from segverify.capture.reader import CaptureReader, Damage, pcapng_boundaries
 from segverify.cli import main
+from segverify.inputs import expand_inputs
 from segverify.report.json_report import render_json
 from segverify.report.rows import RenderedRows
 from segverify.report.text_report import render_text
 from segverify.scale.cluster import KILL_ENV, cluster_client, replay_cluster
-from segverify.scale.parts import expand_inputs, split
+from segverify.scale.parts import split
 from segverify.topology.loader import load_topology
 
 ROOT = Path(__file__).resolve().parents[1]

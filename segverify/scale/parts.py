@@ -11,7 +11,6 @@ same damage offsets. gzip (no random access) is one part per file.
 
 from __future__ import annotations
 
-import glob
 import os
 import struct
 from dataclasses import dataclass
@@ -19,9 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..capture.reader import _PCAP_MAGICS, _SHB, CaptureReader, Damage, Span, pcapng_boundaries
-from ..errors import InputError
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
 DEFAULT_CHUNK = 512 << 20
 """Plain pcap and pcapng files larger than this are read in parts of about this many bytes."""
 
@@ -43,29 +40,6 @@ class Part:
     @property
     def start(self) -> int:
         return self.span.start if self.span is not None else 0
-
-
-def expand_inputs(items: list[str] | tuple[str, ...]) -> list[str]:
-    """Glob patterns and directories to capture files, sorted and deterministic; a plain path stays as it
-    is (a missing file is reported where it is read). An input that matches nothing is bad input."""
-    out: list[str] = []
-    for item in items:
-        if os.path.isdir(item):
-            found = sorted(os.path.join(d, f) for d, _subdirs, files in os.walk(item) for f in files
-                           if f.lower().endswith(CAPTURE_SUFFIXES))  # fmt: skip
-            if not found:
-                raise InputError(item, "directory holds no capture file (.pcap, .pcapng, .cap, .gz)")
-            out += found
-        elif glob.has_magic(item):
-            found = []
-            for m in sorted(glob.glob(item, recursive=True)):
-                found += expand_inputs([m]) if os.path.isdir(m) else [m]
-            if not found:
-                raise InputError(item, "pattern matches no capture file")
-            out += found
-        else:
-            out.append(item)
-    return out
 
 
 def _kind(path: str) -> str:
