@@ -730,6 +730,43 @@ done:
     return res;
 }
 
+/* gather(buf, offs, lens, rows) -> bytes
+ *
+ * The bytes of ``rows`` (int64 indices into ``offs`` and ``lens``, both int64: each row's offset in ``buf`` and
+ * length) back to back, in that order: a run of segments' payloads joined in one copy each. A range outside
+ * ``buf`` is refused. */
+static PyObject *gather(PyObject *self, PyObject *args) {
+    Py_buffer buf, offs, lens, rows;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*", &buf, &offs, &lens, &rows)) return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t n = offs.len / 8, k = rows.len / 8;
+    if (!need(&lens, n * 8, "lens")) goto done;
+    const int64_t *o = (const int64_t *)offs.buf, *l = (const int64_t *)lens.buf, *r = (const int64_t *)rows.buf;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int64_t j = r[i];
+        if (j < 0 || j >= n || o[j] < 0 || l[j] < 0 || o[j] > buf.len || l[j] > buf.len - o[j]) {
+            PyErr_SetString(PyExc_ValueError, "gather: a row outside the buffer");
+            goto done;
+        }
+        total += (Py_ssize_t)l[j];
+    }
+    res = PyBytes_FromStringAndSize(NULL, total);
+    if (!res) goto done;
+    char *out = PyBytes_AS_STRING(res);
+    const char *src = (const char *)buf.buf;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        memcpy(out, src + o[r[i]], (size_t)l[r[i]]);
+        out += l[r[i]];
+    }
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&lens);
+    PyBuffer_Release(&rows);
+    return res;
+}
+
 /* keep_read_blocks(largest) -> whether the C library was told
  *
  * glibc hands blocks over its mmap threshold (which it raises as such blocks are freed, up to 32 MiB) straight
@@ -769,6 +806,7 @@ static PyMethodDef methods[] = {
     {"quiet_drop", quiet_drop, METH_VARARGS, "The harvest's bulk drop test over decoded records."},
     {"group_flows", group_flows, METH_VARARGS, "The flow table's per-batch grouping by exact key."},
     {"tcp_runs", tcp_runs, METH_VARARGS, "The harvest's runs of in-order TCP segments."},
+    {"gather", gather, METH_VARARGS, "Rows' bytes of a buffer, back to back."},
     {"keep_read_blocks", keep_read_blocks, METH_VARARGS, "Keep freed blocks of up to this size for reuse (glibc)."},
     {"layout", layout, METH_NOARGS, "The decoded record's fields: (name, offset, size)."},
     {NULL, NULL, 0, NULL},

@@ -716,8 +716,10 @@ class Harvest:
         plans = self._plans
         screen, default = self.screen, self.default
         mv = memoryview(batch.buf)
-        offs = (sub["pos"] - batch.base + sub["pay_off"]).tolist()
-        seqs, lens, all_flags = sub["seq"].tolist(), sub["pay_len"].tolist(), sub["tcp_flags"].tolist()
+        at = (sub["pos"] - batch.base + sub["pay_off"]).astype(np.int64)
+        size = sub["pay_len"].astype(np.int64)
+        offs, lens = at.tolist(), size.tolist()
+        seqs, all_flags = sub["seq"].tolist(), sub["tcp_flags"].tolist()
         runs, visit = self._runs(sub)
         rows: Sequence[int] = range(len(sub))
         if visit is not None:  # a run is visited at its first packet only, which takes the others with it
@@ -738,8 +740,10 @@ class Harvest:
             rec: PacketRecord | None = None
             run = runs.get(i) if runs else None
             if run is not None:
-                self._take_run(kp, key, sender, (d, dport), run, seqs, all_flags,
-                               [mv[offs[j] : offs[j] + lens[j]] for j in run])  # fmt: skip
+                members, rows_of_run = run
+                data = loops().gather(batch.buf, at, size, rows_of_run)  # type: ignore[union-attr]
+                self._take_run(kp, key, sender, (d, dport), members, seqs, all_flags, data,
+                               [lens[j] for j in members])  # fmt: skip
                 if key not in started6:
                     started6.add(key)
                     self.quiet.started(key, 6)
@@ -764,9 +768,10 @@ class Harvest:
                         self.quiet.prefix, MAX_DATAGRAM_BYTES):
                     self.quiet.saturated(key, 17)
 
-    def _runs(self, sub: np.ndarray) -> tuple[dict[int, list[int]], np.ndarray | None]:
+    def _runs(self, sub: np.ndarray) -> tuple[dict[int, tuple[list[int], np.ndarray]], np.ndarray | None]:
         """The runs of two or more TCP segments in ``sub`` that reassembly may take in one step
-        (``_cloops.tcp_runs``): each run's first row to all its rows, in order, and the rows to visit (all but
+        (``_cloops.tcp_runs``): each run's first row to all its rows, in order (a list, and an int64 array for
+        ``_cloops.gather``), and the rows to visit (all but
         those a run's first takes with it; None: all). None without the compiled loops: every packet is then
         taken alone, which is what taking a run does."""
         cl = loops() if enabled() else None
@@ -784,37 +789,39 @@ class Harvest:
         order = inrun[np.argsort(head[inrun], kind="stable")]  # by run, in order within one
         heads = head[order]
         cuts = np.flatnonzero(np.diff(heads)) + 1
-        runs: dict[int, list[int]] = {}
-        for members in np.split(order, cuts):
+        runs: dict[int, tuple[list[int], np.ndarray]] = {}
+        for members in np.split(order.astype(np.int64), cuts):
             if len(members) > 1:
-                runs[int(members[0])] = members.tolist()
+                runs[int(members[0])] = (members.tolist(), members)
         return runs, visit
 
-    def _take_run(self, kp: KeyPlan, key: frozenset[Endpoint], sender: Endpoint, receiver: Endpoint,
-                  rows: list[int], seqs: list[int], flags: list[int], payloads: list[memoryview]) -> None:  # fmt: skip
+    def _take_run(self, kp: KeyPlan, key: frozenset[Endpoint], sender: Endpoint, receiver: Endpoint, rows: list[int],
+                  seqs: list[int], flags: list[int], data: bytes, lengths: list[int]) -> None:  # fmt: skip
         """Take a run of TCP segments from ``sender`` (none with SYN, FIN or RST, each with the bytes right after
-        the previous one's; ``rows``: their rows, ``payloads`` their bytes) at its first. In each lane, as many
+        the previous one's; ``rows``: their rows, ``data`` their payloads joined, ``lengths`` theirs) at its
+        first. In each lane, as many
         as the stream takes at once go in one step (:meth:`Reassembly.add_run`: the next bytes in order, as far
         as its byte limit, or any number once it stopped there), the others one by one as :meth:`_take` takes
         any segment. Taking them at the first is what taking each where it lies does: what lies between is other
         pairs' packets and the other end's segments without SYN, FIN or RST, which touch neither this end's
         stream nor anything it reads."""
         (s, sport), (d, dport) = sender, receiver
-        ends = [0, *accumulate(map(len, payloads))]  # ends[k]: the run's bytes before its k-th segment
+        view = memoryview(data)
+        ends = [0, *accumulate(lengths)]  # ends[k]: the run's bytes before its k-th segment
         n = len(rows)
         for lane, wanted in ((self.screen, kp.tcp_screen), (self.default, kp.tcp_default)):
             k = 0
             while wanted and k < n:
-                seq = _first_seq(rows, seqs, payloads, k)
+                seq = _first_seq(rows, seqs, lengths, k)
                 room = lane.room(key, sender, seq)
                 if room is None or room >= 0:  # the segments from k on that fit go in one step
                     m = n if room is None else bisect_right(ends, ends[k] + room, k) - 1
-                    if m > k and lane.add_run(key, sender, seq, payloads[k:m]):
+                    if m > k and lane.add_run(key, sender, seq, view[ends[k] : ends[m]], lengths[k:m]):
                         k = m
                         continue
-                j = rows[k]
-                if not lane.add_data(key, sender, seqs[j], payloads[k]):
-                    lane.add_other(_segment(6, s, sport, d, dport, flags[j], seqs[j], payloads[k]), key)
+                j, payload = rows[k], view[ends[k] : ends[k + 1]]
+                if not lane.add_data(key, sender, seqs[j], payload):
+                    lane.add_other(_segment(6, s, sport, d, dport, flags[j], seqs[j], payload), key)
                 k += 1
 
     def give_up(self) -> None:
@@ -890,9 +897,9 @@ class _Segment:
         self.tcp_flags, self.seq, self.payload = tcp_flags, seq, payload
 
 
-def _first_seq(rows: Sequence[int], seqs: Sequence[int], payloads: Sequence[memoryview], start: int) -> int:
+def _first_seq(rows: Sequence[int], seqs: Sequence[int], lengths: Sequence[int], start: int) -> int:
     """The sequence number of the first segment from ``start`` on that carries bytes (else ``start``'s)."""
-    return next((seqs[rows[k]] for k in range(start, len(rows)) if payloads[k]), seqs[rows[start]])
+    return next((seqs[rows[k]] for k in range(start, len(rows)) if lengths[k]), seqs[rows[start]])
 
 
 def _addresses(p: np.ndarray) -> tuple[list[int], list[int]]:

@@ -286,7 +286,7 @@ class StreamReassembler:
         """:meth:`feed` of a segment with neither SYN nor FIN: the common case (the next bytes in order, nothing
         waiting, room left) done here in a few operations, anything else by :meth:`feed`. Most of a capture's
         reassembled segments take this path."""
-        if payload and not self.take_run(seq, (payload,)):
+        if payload and not self.take_run(seq, payload, (len(payload),)):
             self.feed(seq, payload)  # (a bare ACK: feed() would neither store nor count anything)
 
     def ready(self, seq: int) -> bool:
@@ -296,33 +296,31 @@ class StreamReassembler:
         return (base is not None and not self._starts and self.fin_offset is None
                 and (self._stopped or (seq - base - self._next) & _MASK == 0))
 
-    def take_run(self, seq: int, pieces: Sequence[bytes | memoryview]) -> bool:
-        """:meth:`feed_data` of segments back to back (``pieces``: their payloads, none empty; ``seq`` the first
-        byte's), in one step where that is what feeding each in turn does: True when they are the next bytes in
-        order, nothing waits and there is room for them all (they are appended), or when the stream stopped at
-        ``max_bytes`` with nothing waiting (they are counted, as :meth:`_segment` counts them); False, and
-        nothing done, otherwise."""
+    def take_run(self, seq: int, data: bytes | memoryview, lengths: Sequence[int]) -> bool:
+        """:meth:`feed_data` of segments back to back (``data``: their payloads joined, ``lengths`` theirs, none
+        zero; ``seq`` the first byte's), in one step where that is what feeding each in turn does: True when
+        they are the next bytes in order, nothing waits and there is room for them all (they are appended), or
+        when the stream stopped at ``max_bytes`` with nothing waiting (they are counted, as :meth:`_segment`
+        counts them); False, and nothing done, otherwise."""
         if not self.ready(seq):
             return False
         base = self._base
         if not self._stopped:
-            n = sum(map(len, pieces))
+            n = len(data)
             if n > self.max_bytes - self.delivered:
                 return False
-            self.segments += len(pieces)
-            self._buf += pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            self.segments += len(lengths)
+            self._buf += data
             self._next += n
             self.delivered += n
             return True
         d = (seq - base - self._next) & _MASK  # nothing is stored: each segment is counted where _unwrap puts it
-        for piece in pieces:
-            n = len(piece)
-            if n:
-                if (d - _MOD if d >= _HALF else d) > MAX_WINDOW:
-                    self.out_of_window_bytes += n
-                else:
-                    self.segments += 1
-                d = (d + n) & _MASK
+        for n in lengths:
+            if (d - _MOD if d >= _HALF else d) > MAX_WINDOW:
+                self.out_of_window_bytes += n
+            else:
+                self.segments += 1
+            d = (d + n) & _MASK
         return True
 
     def _segment(self, seq: int, payload: bytes, fin: bool) -> None:
@@ -697,20 +695,20 @@ class Reassembly:
             quiet.sender_done(key, sender)
         return True
 
-    def add_run(self, key: frozenset[Endpoint], sender: Endpoint, seq: int,
-                payloads: Sequence[bytes | memoryview]) -> bool:  # fmt: skip
-        """:meth:`add_data` of segments from ``sender`` back to back (``payloads``, ``seq`` the first byte's), in
-        one step: when the connection is there and its sender's direction takes them all at once
-        (:meth:`StreamReassembler.take_run`), which is then what :meth:`add_data` of each in turn does. False,
-        and nothing done, otherwise."""
+    def add_run(self, key: frozenset[Endpoint], sender: Endpoint, seq: int, data: bytes | memoryview,
+                lengths: Sequence[int]) -> bool:  # fmt: skip
+        """:meth:`add_data` of segments from ``sender`` back to back (``data`` their payloads joined, ``lengths``
+        theirs, ``seq`` the first byte's), in one step: when the connection is there and its sender's direction
+        takes them all at once (:meth:`StreamReassembler.take_run`), which is then what :meth:`add_data` of each
+        in turn does. False, and nothing done, otherwise."""
         conn = self.current.get(key)
         if conn is None or len(key) != 2:
             return False
         r = conn._rs.get(sender)
-        carry = any(payloads)
-        if r is None or (carry and not r.take_run(seq, [p for p in payloads if p])):
+        carry = len(data) > 0
+        if r is None or (carry and not r.take_run(seq, data, [n for n in lengths if n])):
             return False
-        conn.packets += len(payloads)
+        conn.packets += len(lengths)
         quiet = self.quiet
         if quiet is not None and carry and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
             quiet.sender_done(key, sender)

@@ -528,3 +528,22 @@ def test_the_reader_keeps_its_blocks_where_the_c_library_can() -> None:
     path = FILES[0] if FILES else None
     if path is not None:
         assert_same(path)  # reading goes on as before
+
+
+@settings(max_examples=300, deadline=None)
+@given(buf=st.binary(max_size=200), picks=st.lists(st.tuples(st.integers(0, 220), st.integers(0, 60)), max_size=12),
+       order=st.lists(st.integers(0, 11), max_size=20))
+def test_gather_joins_the_rows_bytes_or_refuses(buf: bytes, picks: list, order: list) -> None:
+    """A run's payloads joined in one copy: the bytes of each row in the order given, as slicing joins them;
+    a row that points outside the buffer (or is no row) is refused, never read."""
+    cl = native.loops()
+    assert cl is not None
+    offs = np.array([o for o, _ in picks], np.int64)
+    lens = np.array([n for _, n in picks], np.int64)
+    rows = np.array(order, np.int64)
+    inside = all(j < len(picks) and picks[j][0] + picks[j][1] <= len(buf) for j in order)
+    if inside:
+        assert cl.gather(buf, offs, lens, rows) == b"".join(buf[offs[j] : offs[j] + lens[j]] for j in order)
+    else:
+        with pytest.raises(ValueError, match="outside"):
+            cl.gather(buf, offs, lens, rows)

@@ -164,10 +164,10 @@ def test_long_sessions_are_taken_in_runs(tmp_path: Path, monkeypatch) -> None:
     calls = {"run": 0, "stopped": 0}  # segments taken in runs: stored, or counted past the limit
     take_run = tcpstream.StreamReassembler.take_run
 
-    def spy(self, seq, pieces):  # noqa: ANN001, ANN202
-        ok = take_run(self, seq, pieces)
-        if ok and len(pieces) > 1:
-            calls["stopped" if self._stopped else "run"] += len(pieces)
+    def spy(self, seq, data, lengths):  # noqa: ANN001, ANN202
+        ok = take_run(self, seq, data, lengths)
+        if ok and len(lengths) > 1:
+            calls["stopped" if self._stopped else "run"] += len(lengths)
         return ok
 
     monkeypatch.setattr(tcpstream.StreamReassembler, "take_run", spy)

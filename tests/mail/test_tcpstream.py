@@ -457,7 +457,7 @@ def test_take_run_is_feed_of_each_segment(isn: int, steps: list[tuple[str, int, 
     pieces, seq = [], (isn + 1 + run_at) % M32
     for size in sizes:
         pieces.append(bytes((run_at + len(b"".join(pieces)) + k) % 251 for k in range(size)))
-    taken = one.take_run(seq, [memoryview(p) for p in pieces])
+    taken = one.take_run(seq, memoryview(b"".join(pieces)), [len(p) for p in pieces])
     if not taken:
         assert _snapshot(one) == before
         return
