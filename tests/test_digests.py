@@ -77,3 +77,33 @@ def test_digests_never_asked_for_leave_no_process_or_pipe(tmp_path: Path) -> Non
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped already: no such child
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_the_hashing_process_yields_to_the_main_one(tmp_path: Path) -> None:
+    """The hashing beside a replay runs at a lower priority than the process that reads (BESIDE_NICENESS)."""
+    import os
+    import sys
+    import time
+
+    from segverify.analysis.findings import BESIDE_NICENESS
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the hashing process is Linux's")
+    big = tmp_path / "big.pcap"
+    big.write_bytes(bytes(256 << 20))
+    futures = hash_in_background([str(big)])
+    pid = next(iter(futures.values()))._pipe._pid  # type: ignore[attr-defined]
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    want = min(19, mine + BESIDE_NICENESS)
+    seen = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            seen = os.getpriority(os.PRIO_PROCESS, pid)
+        except OSError:
+            break  # done already
+        if seen == want:
+            break
+        time.sleep(0.001)
+    assert seen == want
+    assert next(iter(futures.values())).result() == hashlib.sha256(big.read_bytes()).hexdigest()

@@ -36,6 +36,7 @@ from ..capture.collect import Collected, Harvest, compact
 from ..capture.flows import Flow
 from ..capture.reader import Batch
 from ..model.topology import Channel, Topology
+from .findings import yield_to_main
 from .inspect import (
     Inspection,
     ItemResult,
@@ -221,6 +222,7 @@ def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
     process's to handle (it stops this one); any failure here just ends it, quietly: the main process then
     inspects by reading the captures again (tests check that the side serves every normal run)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield_to_main()
     parent_end.close()
     load_inspectors()  # while the main process reads the first blocks: inspection will not wait for them
     try:
