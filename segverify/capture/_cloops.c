@@ -543,6 +543,29 @@ static inline uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+/* A record's bidirectional key, the lower (address, port) endpoint first; 1 when the sender is the higher. */
+static inline int flow_key(const Rec *q, FlowKey *k) {
+    int v4 = q->family == 4;
+    uint64_t shi = v4 ? 0 : q->src6hi, slo = v4 ? q->src4 : q->src6lo;
+    uint64_t dhi = v4 ? 0 : q->dst6hi, dlo = v4 ? q->dst4 : q->dst6lo;
+    int hi_side = shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && q->sport > q->dport)));
+    k->lhi = hi_side ? dhi : shi;
+    k->llo = hi_side ? dlo : slo;
+    k->hhi = hi_side ? shi : dhi;
+    k->hlo = hi_side ? slo : dlo;
+    k->lport = hi_side ? q->dport : q->sport;
+    k->hport = hi_side ? q->sport : q->dport;
+    k->proto = q->proto;
+    k->family = q->family;
+    k->pad = 0;
+    return hi_side;
+}
+
+static inline uint64_t key_hash(const FlowKey *k) {
+    return mix64(k->llo ^ mix64(k->hlo ^ mix64(k->lhi ^ mix64(k->hhi)))) ^
+           mix64(((uint64_t)k->lport << 32) | ((uint64_t)k->hport << 16) | ((uint64_t)k->proto << 8) | k->family);
+}
+
 static PyObject *group_flows(PyObject *self, PyObject *args) {
     Py_buffer recs, table, side, inv, perm, starts, keys;
     if (!PyArg_ParseTuple(args, "y*w*w*w*w*w*w*", &recs, &table, &side, &inv, &perm, &starts, &keys)) return NULL;
@@ -565,23 +588,10 @@ static PyObject *group_flows(PyObject *self, PyObject *args) {
     memset(tb, 0xFF, (size_t)cap * 4);
     for (Py_ssize_t i = 0; i < n; i++) {
         const Rec *q = r + i;
-        int v4 = q->family == 4;
-        uint64_t shi = v4 ? 0 : q->src6hi, slo = v4 ? q->src4 : q->src6lo;
-        uint64_t dhi = v4 ? 0 : q->dst6hi, dlo = v4 ? q->dst4 : q->dst6lo;
-        int hi_side = shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && q->sport > q->dport)));
         FlowKey k;
-        k.lhi = hi_side ? dhi : shi;
-        k.llo = hi_side ? dlo : slo;
-        k.hhi = hi_side ? shi : dhi;
-        k.hlo = hi_side ? slo : dlo;
-        k.lport = hi_side ? q->dport : q->sport;
-        k.hport = hi_side ? q->sport : q->dport;
-        k.proto = q->proto;
-        k.family = q->family;
-        k.pad = 0;
+        int hi_side = flow_key(q, &k);
         sd[i] = (uint8_t)hi_side;
-        uint64_t h = mix64(k.llo ^ mix64(k.hlo ^ mix64(k.lhi ^ mix64(k.hhi)))) ^
-                     mix64(((uint64_t)k.lport << 32) | ((uint64_t)k.hport << 16) | ((uint64_t)k.proto << 8) | k.family);
+        uint64_t h = key_hash(&k);
         Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(cap - 1));
         for (;;) {
             int32_t g = tb[at];
@@ -664,22 +674,9 @@ static PyObject *tcp_runs(PyObject *self, PyObject *args) {
         const Rec *q = r + i;
         hd[i] = -1;
         if (q->proto != 6 || (q->frag & FRAG_IS_FRAGMENT) || (q->family != 4 && q->family != 6)) continue;
-        int v4 = q->family == 4;
-        uint64_t shi = v4 ? 0 : q->src6hi, slo = v4 ? q->src4 : q->src6lo;
-        uint64_t dhi = v4 ? 0 : q->dst6hi, dlo = v4 ? q->dst4 : q->dst6lo;
-        int hi_side = shi > dhi || (shi == dhi && (slo > dlo || (slo == dlo && q->sport > q->dport)));
         FlowKey k;
-        k.lhi = hi_side ? dhi : shi;
-        k.llo = hi_side ? dlo : slo;
-        k.hhi = hi_side ? shi : dhi;
-        k.hlo = hi_side ? slo : dlo;
-        k.lport = hi_side ? q->dport : q->sport;
-        k.hport = hi_side ? q->sport : q->dport;
-        k.proto = q->proto;
-        k.family = q->family;
-        k.pad = 0;
-        uint64_t h = mix64(k.llo ^ mix64(k.hlo ^ mix64(k.lhi ^ mix64(k.hhi)))) ^
-                     mix64(((uint64_t)k.lport << 32) | ((uint64_t)k.hport << 16) | ((uint64_t)k.proto << 8) | k.family);
+        int hi_side = flow_key(q, &k);
+        uint64_t h = key_hash(&k);
         Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(cap - 1));
         RunPair *pr;
         for (;;) {
@@ -704,7 +701,7 @@ static PyObject *tcp_runs(PyObject *self, PyObject *args) {
             continue;
         }
         /* an end whose address equals the other's (a packet to itself) is in no run: both ends are one */
-        if (shi == dhi && slo == dlo && q->sport == q->dport) continue;
+        if (k.lhi == k.hhi && k.llo == k.hlo && k.lport == k.hport) continue;
         int e = hi_side;
         uint32_t len = q->pay_len;
         if (pr->head[e] >= 0 && (len == 0 || !pr->has_data[e] || q->seq == pr->expect[e])) {

@@ -291,9 +291,26 @@ _ENDS = [(10 << 24 | 5, 3389), (10 << 24 | 6, 50000), (10 << 24 | 6, 50001), (10
          ((1 << 128) + (0x20010DB8 << 96) + 1, 443), ((1 << 128) + (0x20010DB8 << 96) + 2, 50000)]
 
 
+def _put_ends(p: np.ndarray, i: int, src: tuple[int, int], dst: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Write a packet's two ends (unified addresses, ports) into row ``i``: one family per packet (a destination
+    of the other family becomes the source itself). Returns the ends written."""
+    from segverify.model.addresses import V6_BASE
+
+    (s, sp), (d, dp) = src, dst
+    if (s >= V6_BASE) != (d >= V6_BASE):
+        d, dp = s, sp
+    fam = 6 if s >= V6_BASE else 4
+    p["family"][i], p["sport"][i], p["dport"][i] = fam, sp, dp
+    if fam == 4:
+        p["src4"][i], p["dst4"][i] = s, d
+    else:
+        for end, a in (("src", s - V6_BASE), ("dst", d - V6_BASE)):
+            p[end + "6hi"][i], p[end + "6lo"][i] = a >> 64, a & ((1 << 64) - 1)
+    return s, sp, d, dp
+
+
 @st.composite
 def _quiet_case(draw: st.DrawFn) -> tuple[list, np.ndarray]:
-    from segverify.model.addresses import V6_BASE
 
     def key() -> frozenset:
         a, b = draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS))
@@ -307,16 +324,7 @@ def _quiet_case(draw: st.DrawFn) -> tuple[list, np.ndarray]:
     n = draw(st.integers(0, 40))
     p = np.zeros(n, dtype=D.BATCH_DTYPE)
     for i in range(n):
-        (s, sp), (d, dp) = draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS))
-        if (s >= V6_BASE) != (d >= V6_BASE):
-            d, dp = s, sp  # one family per packet
-        fam = 6 if s >= V6_BASE else 4
-        p["family"][i], p["sport"][i], p["dport"][i] = fam, sp, dp
-        if fam == 4:
-            p["src4"][i], p["dst4"][i] = s, d
-        else:
-            for end, a in (("src", s - V6_BASE), ("dst", d - V6_BASE)):
-                p[end + "6hi"][i], p[end + "6lo"][i] = a >> 64, a & ((1 << 64) - 1)
+        s, sp, d, dp = _put_ends(p, i, draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS)))
         p["proto"][i] = draw(st.sampled_from([6, 17]))
         p["tcp_flags"][i] = draw(st.sampled_from([0x10, 0x18, 0x02, 0x12, 0x11, 0x04, 0]))
         p["pay_len"][i] = draw(st.sampled_from([0, 0, 1, 1400]))
@@ -460,22 +468,12 @@ def _runs_reference(p: np.ndarray) -> list[int]:
 
 @st.composite
 def _run_rows(draw: st.DrawFn) -> np.ndarray:
-    from segverify.model.addresses import V6_BASE
 
     n = draw(st.integers(0, 80))
     p = np.zeros(n, dtype=D.BATCH_DTYPE)
     nxt: dict[tuple, int] = {}
     for i in range(n):
-        (s, sp), (d, dp) = draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS))
-        if (s >= V6_BASE) != (d >= V6_BASE):
-            d, dp = s, sp
-        fam = 6 if s >= V6_BASE else 4
-        p["family"][i], p["sport"][i], p["dport"][i] = fam, sp, dp
-        if fam == 4:
-            p["src4"][i], p["dst4"][i] = s, d
-        else:
-            for end, a in (("src", s - V6_BASE), ("dst", d - V6_BASE)):
-                p[end + "6hi"][i], p[end + "6lo"][i] = a >> 64, a & ((1 << 64) - 1)
+        s, sp, d, dp = _put_ends(p, i, draw(st.sampled_from(_ENDS)), draw(st.sampled_from(_ENDS)))
         p["proto"][i] = draw(st.sampled_from([6, 6, 6, 6, 17]))
         p["tcp_flags"][i] = draw(st.sampled_from([0x10, 0x18, 0x18, 0x18, 0x10, 0x02, 0x12, 0x11, 0x04, 0]))
         n_bytes = draw(st.sampled_from([0, 0, 1, 100, 1448]))
