@@ -721,6 +721,7 @@ class Harvest:
         offs, lens = at.tolist(), size.tolist()
         seqs, all_flags = sub["seq"].tolist(), sub["tcp_flags"].tolist()
         runs, visit = self._runs(sub)
+        gather = loops().gather if runs else None  # type: ignore[union-attr]  # (runs come from the C module)
         rows: Sequence[int] = range(len(sub))
         if visit is not None:  # a run is visited at its first packet only, which takes the others with it
             rows = visit.tolist()
@@ -735,27 +736,24 @@ class Harvest:
                 kp = self._plan(key)
             if kp is None:
                 continue
-            seq, o, flags = seqs[i], offs[i], all_flags[i]
-            payload = mv[o : o + lens[i]]
-            rec: PacketRecord | None = None
-            run = runs.get(i) if runs else None
-            if run is not None:
-                members, rows_of_run = run
-                data = loops().gather(batch.buf, at, size, rows_of_run)  # type: ignore[union-attr]
-                self._take_run(kp, key, sender, (d, dport), members, seqs, all_flags, data,
-                               [lens[j] for j in members])  # fmt: skip
-                if key not in started6:
-                    started6.add(key)
-                    self.quiet.started(key, 6)
-            elif proto == 6:
-                # a segment with none of SYN, FIN, RST on a connection already there needs no record
-                plain = not flags & TCP_CONTROL
-                if kp.tcp_screen and not (plain and screen.add_data(key, sender, seq, payload)):
-                    rec = _segment(proto, s, sport, d, dport, flags, seq, payload)
-                    screen.add_other(rec, key)
-                if kp.tcp_default and not (plain and default.add_data(key, sender, seq, payload)):
-                    rec = rec or _segment(proto, s, sport, d, dport, flags, seq, payload)
-                    default.add_other(rec, key)
+            seq, flags = seqs[i], all_flags[i]
+            payload = mv[offs[i] : offs[i] + lens[i]]
+            if proto == 6:
+                run = runs.get(i) if runs else None
+                if run is not None:
+                    members, rows_of_run = run
+                    self._take_run(kp, key, sender, (d, dport), members, seqs, all_flags,
+                                   gather(batch.buf, at, size, rows_of_run), [lens[j] for j in members])  # fmt: skip
+                else:
+                    # a segment with none of SYN, FIN, RST on a connection already there needs no record
+                    plain = not flags & TCP_CONTROL
+                    rec: PacketRecord | None = None
+                    if kp.tcp_screen and not (plain and screen.add_data(key, sender, seq, payload)):
+                        rec = _segment(proto, s, sport, d, dport, flags, seq, payload)
+                        screen.add_other(rec, key)
+                    if kp.tcp_default and not (plain and default.add_data(key, sender, seq, payload)):
+                        rec = rec or _segment(proto, s, sport, d, dport, flags, seq, payload)
+                        default.add_other(rec, key)
                 if key not in started6:
                     started6.add(key)
                     self.quiet.started(key, 6)
@@ -771,9 +769,8 @@ class Harvest:
     def _runs(self, sub: np.ndarray) -> tuple[dict[int, tuple[list[int], np.ndarray]], np.ndarray | None]:
         """The runs of two or more TCP segments in ``sub`` that reassembly may take in one step
         (``_cloops.tcp_runs``): each run's first row to all its rows, in order (a list, and an int64 array for
-        ``_cloops.gather``), and the rows to visit (all but
-        those a run's first takes with it; None: all). None without the compiled loops: every packet is then
-        taken alone, which is what taking a run does."""
+        ``_cloops.gather``), and the rows to visit (all but those a run's first takes with it; None: all). None
+        without the compiled loops: every packet is then taken alone, which is what taking a run does."""
         cl = loops() if enabled() else None
         n = len(sub)
         if cl is None or n < 2:
@@ -799,12 +796,11 @@ class Harvest:
                   seqs: list[int], flags: list[int], data: bytes, lengths: list[int]) -> None:  # fmt: skip
         """Take a run of TCP segments from ``sender`` (none with SYN, FIN or RST, each with the bytes right after
         the previous one's; ``rows``: their rows, ``data`` their payloads joined, ``lengths`` theirs) at its
-        first. In each lane, as many
-        as the stream takes at once go in one step (:meth:`Reassembly.add_run`: the next bytes in order, as far
-        as its byte limit, or any number once it stopped there), the others one by one as :meth:`_take` takes
-        any segment. Taking them at the first is what taking each where it lies does: what lies between is other
-        pairs' packets and the other end's segments without SYN, FIN or RST, which touch neither this end's
-        stream nor anything it reads."""
+        first. In each lane, as many as the stream takes at once go in one step (:meth:`Reassembly.add_run`: the
+        next bytes in order, as far as its byte limit, or any number once it stopped there), the others one by
+        one as :meth:`_take` takes any segment. Taking them at the first is what taking each where it lies does:
+        what lies between is other pairs' packets and the other end's segments without SYN, FIN or RST, which
+        touch neither this end's stream nor anything it reads."""
         (s, sport), (d, dport) = sender, receiver
         view = memoryview(data)
         ends = [0, *accumulate(lengths)]  # ends[k]: the run's bytes before its k-th segment

@@ -672,27 +672,23 @@ class Reassembly:
         else:
             conn.feed_packet(rec)
         # only stored bytes can fix a prefix (a SYN settling held bytes is caught at the next segment)
-        if quiet is not None and rec.payload:
+        if rec.payload:
             sender = (rec.src, rec.sport)
             r = conn._rs.get(sender)
-            if r is not None and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
-                quiet.sender_done(key, sender)
+            if r is not None:
+                self._prefix_check(key, sender, r)
 
     def add_data(self, key: frozenset[Endpoint], sender: Endpoint, seq: int, payload: bytes | memoryview) -> bool:
         """:meth:`add` of a TCP segment with none of SYN, FIN and RST from ``sender``, when its connection is already
         there (most packets); False, and nothing done, otherwise (the caller then calls :meth:`add`). A caller
         with the packet's fields at hand makes no record for these."""
-        conn = self.current.get(key)
-        if conn is None or len(key) != 2:
-            return False
-        r = conn._rs.get(sender)
-        if r is None:
+        conn, r = self._direction(key, sender)
+        if conn is None or r is None:
             return False
         conn.packets += 1
         r.feed_data(seq, payload)
-        quiet = self.quiet
-        if quiet is not None and payload and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
-            quiet.sender_done(key, sender)
+        if payload:
+            self._prefix_check(key, sender, r)
         return True
 
     def add_run(self, key: frozenset[Endpoint], sender: Endpoint, seq: int, data: bytes | memoryview,
@@ -701,28 +697,38 @@ class Reassembly:
         theirs, ``seq`` the first byte's), in one step: when the connection is there and its sender's direction
         takes them all at once (:meth:`StreamReassembler.take_run`), which is then what :meth:`add_data` of each
         in turn does. False, and nothing done, otherwise."""
-        conn = self.current.get(key)
-        if conn is None or len(key) != 2:
-            return False
-        r = conn._rs.get(sender)
+        conn, r = self._direction(key, sender)
         carry = len(data) > 0
-        if r is None or (carry and not r.take_run(seq, data, [n for n in lengths if n])):
+        if conn is None or r is None or (carry and not r.take_run(seq, data, [n for n in lengths if n])):
             return False
         conn.packets += len(lengths)
-        quiet = self.quiet
-        if quiet is not None and carry and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
-            quiet.sender_done(key, sender)
+        if carry:
+            self._prefix_check(key, sender, r)
         return True
 
     def room(self, key: frozenset[Endpoint], sender: Endpoint, seq: int) -> int | None:
         """How many bytes :meth:`add_run` takes at once from ``sender`` beginning at ``seq``: those left before
         the stream's byte limit, None (any number) once it stopped there, -1 when it is not ready for them
         (:meth:`StreamReassembler.ready`; no connection, a hole, bytes waiting, a FIN)."""
-        conn = self.current.get(key)
-        r = conn._rs.get(sender) if conn is not None and len(key) == 2 else None
+        _, r = self._direction(key, sender)
         if r is None or not r.ready(seq):
             return -1
         return None if r._stopped else r.max_bytes - r.delivered
+
+    def _direction(self, key: frozenset[Endpoint], sender: Endpoint,
+                   ) -> tuple[Connection | None, StreamReassembler | None]:  # fmt: skip
+        """The current connection of ``key`` (two distinct ends) and ``sender``'s direction of it, where there
+        are."""
+        conn = self.current.get(key)
+        if conn is None or len(key) != 2:
+            return None, None
+        return conn, conn._rs.get(sender)
+
+    def _prefix_check(self, key: frozenset[Endpoint], sender: Endpoint, r: StreamReassembler) -> None:
+        """Tell the quieting (if any) once ``sender``'s first bytes on ``key`` are there for good."""
+        quiet = self.quiet
+        if quiet is not None and r.prefix_fixed(quiet.prefix) and quiet.wants(key, 6, sender):
+            quiet.sender_done(key, sender)
 
     def finish(self) -> list[Connection]:
         """Every connection, in order of first appearance, finished."""

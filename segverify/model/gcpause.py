@@ -18,13 +18,9 @@ from contextlib import contextmanager
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Run the block with the cyclic collector off; nests, and restores the state it found."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with pausable_gc() as pause:
+        pause()
         yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @contextmanager
