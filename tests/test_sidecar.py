@@ -155,3 +155,66 @@ def test_a_split_that_fails_is_inspected_whole_on_the_side(captures: list[str], 
     alone, _ = run(captures, monkeypatch, side=False)
     split, made = run(captures, monkeypatch, side=True)
     assert split == alone and not made[0].fell_back  # the side did the helper's share itself
+
+
+@pytest.mark.parametrize("rows", ["beside", "with-the-message"])
+def test_blocks_read_into_shared_buffers_give_the_one_process_report(captures: list[str], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     rows: str) -> None:
+    """The bundled day read in 1 KiB blocks: most come from the three shared buffers, lent to the side process
+    and given back (the reader waits when all three are out), their candidates' rows beside them or, when their
+    area is full, in the message; the report is the one-process report byte for byte."""
+    from functools import partial
+
+    from segverify.capture import reader
+    from segverify.capture.blocks import SharedBlocks
+
+    made_blocks: list[SharedBlocks] = []
+
+    def blocks(*args: object, **kwargs: object) -> SharedBlocks:
+        made_blocks.append(SharedBlocks(*args, **kwargs) if rows == "beside" else  # type: ignore[arg-type]
+                           partial(SharedBlocks, rows=1)(*args, **kwargs))  # type: ignore[arg-type]
+        return made_blocks[-1]
+
+    sent: list[str] = []
+    real_send = sidecar.HarvestSidecar._send
+
+    def counting(self: sidecar.HarvestSidecar, msg: tuple) -> None:
+        sent.append(msg[0] if msg[0] != "block" else "block-rows-beside" if isinstance(msg[-1], tuple) else
+                    "block-rows-sent")
+        real_send(self, msg)
+
+    monkeypatch.setattr(reader, "CHUNK", 1024)
+    monkeypatch.setattr(sidecar, "SharedBlocks", blocks)
+    monkeypatch.setattr(sidecar.HarvestSidecar, "_send", counting)
+    alone, _ = run(captures, monkeypatch, side=False)
+    with_side, made = run(captures, monkeypatch, side=True)
+    assert with_side == alone and not made[0].fell_back
+    want = "block-rows-beside" if rows == "beside" else "block-rows-sent"
+    assert sent.count(want) >= 3 and "take" in sent  # the gzip capture's candidates still travel with their bytes
+    assert made_blocks[0]._issued == sum(1 for k in sent if k.startswith("block"))  # a ticket per message
+
+
+def test_a_side_process_that_dies_frees_the_shared_buffers(captures: list[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed while the reader has every buffer lent out, the side gives nothing back: the reader learns that
+    it is gone (its end of the pipe closes) and reads on into any buffer; the inspection reads again."""
+    from segverify.capture import reader
+
+    real_add = sidecar.HarvestSidecar.add
+    state = {"n": 0}
+
+    def kill_at_third(self: sidecar.HarvestSidecar, batch: object) -> None:
+        state["n"] += 1
+        if state["n"] == 3:
+            self._proc.kill()
+            self._proc.join()
+        real_add(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader, "CHUNK", 1024)
+    monkeypatch.setattr(sidecar.HarvestSidecar, "add", kill_at_third)
+    with_side, made = run(captures, monkeypatch, side=True)
+    monkeypatch.undo()
+    alone, _ = run(captures, monkeypatch, side=False)
+    assert made[0].fell_back and with_side == alone
+    assert made[0].blocks._gone

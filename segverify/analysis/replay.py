@@ -33,6 +33,7 @@ from .findings import Finding, Result, hash_in_background
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from ..capture.blocks import SharedBlocks
     from ..capture.collect import Harvest
     from .inspect import Inspection
     from .sidecar import HarvestSidecar
@@ -119,11 +120,12 @@ class FlowVerdict:
 
 def read_captures(
     paths: Sequence[str], progress: Progress | None = None, tap: Callable[[Batch], None] | None = None,
-    on_file: Callable[[str], None] | None = None,
+    on_file: Callable[[str], None] | None = None, blocks: SharedBlocks | None = None,
 ) -> tuple[list[Flow], list[Damage], dict[str, int]]:
     """All captures as one observation: one flow table across every file. ``tap`` sees every batch too
     (content inspection takes its packets there instead of reading the captures again); ``on_file`` is told
-    which capture the batches that follow come from."""
+    which capture the batches that follow come from; ``blocks``: shared buffers to read into (see
+    :func:`~segverify.capture.reader.iter_batches`)."""
     builder = FlowBuilder()
     damage: list[Damage] = []
     for path in paths:
@@ -139,7 +141,7 @@ def read_captures(
         if on_file is not None:
             on_file(path)
         try:
-            for batch in iter_batches(path, damage=mine):
+            for batch in iter_batches(path, damage=mine, blocks=blocks):
                 builder.add(batch)
                 if tap is not None:
                     tap(batch)
@@ -392,6 +394,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
         digests = hash_in_background(captures)  # beside the reading (a forked process on Linux)
     tap = side.add if side is not None else harvest.add if harvest is not None else None
     on_file = side.file if side is not None else None
+    blocks = side.blocks if side is not None else None
     # The topology, its compiled rules and segverify's modules live to the end: collections while the captures
     # are read need not walk them (frozen); and from the flow table on, only long-lived objects are made (the
     # flows, their verdicts and rows: no cycles), which the collector walked three times over at 1M packets.
@@ -400,9 +403,9 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
         try:
             if show_progress:
                 with progress_bar() as bar:
-                    flows, damage, stats = read_captures(captures, bar, tap, on_file)
+                    flows, damage, stats = read_captures(captures, bar, tap, on_file, blocks)
             else:
-                flows, damage, stats = read_captures(captures, tap=tap, on_file=on_file)
+                flows, damage, stats = read_captures(captures, tap=tap, on_file=on_file, blocks=blocks)
             pause()
             if side is not None:
                 side.flows(flows)  # the side plans and inspects while the verdicts are made here

@@ -32,9 +32,10 @@ from typing import Any, cast
 
 import numpy as np
 
+from ..capture.blocks import SharedBlocks
 from ..capture.collect import Collected, Harvest, compact
 from ..capture.flows import Flow
-from ..capture.reader import Batch
+from ..capture.reader import SHARED_BLOCK_BYTES, Batch
 from ..model.topology import Channel, Topology
 from .findings import yield_to_main
 from .inspect import (
@@ -68,10 +69,14 @@ class HarvestSidecar:
         ctx = multiprocessing.get_context("fork")
         self.harvest = harvest  # this process's copy: selects candidates, takes nothing
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(harvest, topo, channels, segment, child, self._conn),
+        # the reader reads plain captures into these, and the side takes their candidates from there
+        self.blocks = SharedBlocks(SHARED_BLOCK_BYTES)
+        self._proc = ctx.Process(target=_serve, args=(harvest, topo, channels, segment, child, self._conn,
+                                                      self.blocks),
                                  name="segverify-harvest", daemon=True)  # fmt: skip
         self._proc.start()
         child.close()
+        self.blocks.in_parent()
         self._broken = False
         self._gave_up = False
         # Messages go out through a thread: the socket takes a few hundred KiB at a time, and a batch's candidates
@@ -105,7 +110,16 @@ class HarvestSidecar:
             self._gave_up = True
             self._send(("give-up",))
             return
-        if cand is not None:
+        if cand is None:
+            return
+        if batch.slot is not None:  # read where it is: only where its rows are goes
+            room = self.blocks.row_room(batch.slot, len(cand))
+            if room is not None:
+                room[1][:] = cand
+            ticket = self.blocks.lend(batch.slot)
+            self._send(("block", ticket, batch.slot, len(batch.buf), batch.base,
+                        (room[0], len(cand)) if room is not None else cand))
+        else:
             self._send(("take", cand) if self._plain else ("take", compact(cand, batch)))
 
     def flows(self, flows: Sequence[Flow]) -> None:
@@ -151,6 +165,7 @@ class HarvestSidecar:
         self._send(("stop",))
         self._flush()
         self._conn.close()
+        self.blocks.close()
         self._proc.join(timeout=5)
         if self._proc.is_alive():
             self._proc.kill()
@@ -217,22 +232,24 @@ def _release(m: mmap.mmap) -> None:
 
 
 def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
-           segment: Callable[[int, int | None], str | None], conn: Connection, parent_end: Connection) -> None:
+           segment: Callable[[int, int | None], str | None], conn: Connection, parent_end: Connection,
+           blocks: SharedBlocks) -> None:  # fmt: skip
     """The side process: take candidates until told to inspect, then answer and stop. Ctrl-C is the main
     process's to handle (it stops this one); any failure here just ends it, quietly: the main process then
     inspects by reading the captures again (tests check that the side serves every normal run)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     yield_to_main()
     parent_end.close()
+    blocks.in_child()
     load_inspectors()  # while the main process reads the first blocks: inspection will not wait for them
     try:
-        _loop(harvest, topo, channels, segment, conn)
+        _loop(harvest, topo, channels, segment, conn, blocks)
     except Exception:  # noqa: BLE001 - see the docstring: the main process falls back, exactly
         return
 
 
 def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
-          segment: Callable[[int, int | None], str | None], conn: Connection) -> None:
+          segment: Callable[[int, int | None], str | None], conn: Connection, blocks: SharedBlocks) -> None:
     fd: int | None = None  # the current plain capture: rows give file offsets into it
     while True:
         try:
@@ -240,7 +257,13 @@ def _loop(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
         except (OSError, EOFError):
             return
         kind = msg[0]
-        if kind == "file":
+        if kind == "block":  # candidates in a shared buffer: given back once taken (nothing of it is kept)
+            _, ticket, slot, nbytes, base, rows = msg
+            cand = blocks.rows(slot, *rows) if isinstance(rows, tuple) else rows
+            harvest.take(cand, Batch(cand, cast(bytes, blocks.view(slot, nbytes)), base, slot))
+            del cand
+            blocks.give_back(ticket)
+        elif kind == "file":
             if fd is not None:
                 os.close(fd)
             fd = _open(msg[1]) if msg[1] is not None else None

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from segverify.model.addresses import V6_BASE
 
 from . import native
 from .decode import BATCH_DTYPE, EXT6, FRAG_FIRST, FRAG_IS_FRAGMENT, PAD, decode_batch, finish_slow
+
+if TYPE_CHECKING:
+    from .blocks import SharedBlocks
 
 CHUNK = 16 << 20
 """Bytes read from the file per block."""
@@ -61,6 +64,10 @@ _PKT_BLOCKS = frozenset({_PB, _SPB, _EPB})
 # Block types a resynchronisation may land on (a random 4-byte pattern rarely matches these).
 _KNOWN_BLOCKS = frozenset({_SHB, _IDB, _PB, _SPB, 4, 5, _EPB, 9, 10, 0x00000BAD, 0x40000BAD})
 _RESYNC_CHAIN = 4  # records/blocks that must follow a resync candidate (or the end of the file)
+SHARED_BLOCK_BYTES = CHUNK + PAD + (2 * _RESYNC_CHAIN + 1) * (MAX_CAPLEN + 16)
+"""A shared read buffer (:class:`~.blocks.SharedBlocks`): a chunk, its padding and the most a pcap's walk keeps of
+the previous buffer (a partial record, or what resynchronisation looks through); a longer tail is read into
+memory of the reader's own."""
 _RESYNC_WINDOW = 1 << 20  # bytes scanned per vectorised resync step
 
 
@@ -121,12 +128,15 @@ class Batch:
     """Decoded header fields for many packets, plus the block buffer their bytes live in.
 
     ``pkts`` is a :data:`segverify.capture.decode.BATCH_DTYPE` structured array. ``buf`` keeps the packet
-    bytes alive (``pkts['pos'] - base`` indexes into it), so holding on to a batch holds its block.
+    bytes alive (``pkts['pos'] - base`` indexes into it), so holding on to a batch holds its block; except when
+    ``slot`` says the block is in a shared buffer (:class:`~.blocks.SharedBlocks`), which the reader reuses once
+    it has read on: such a batch is good until the next one from another block.
     """
 
     pkts: np.ndarray
     buf: bytes
     base: int
+    slot: int | None = None
 
     def __len__(self) -> int:
         return len(self.pkts)
@@ -179,13 +189,13 @@ class PacketRecord:
 
 
 def iter_batches(path: str | Path, batch_size: int = DEFAULT_BATCH, damage: list[Damage] | None = None,
-                 span: Span | None = None) -> Iterator[Batch]:  # fmt: skip
+                 span: Span | None = None, blocks: SharedBlocks | None = None) -> Iterator[Batch]:  # fmt: skip
     """Decoded batches of at most ``batch_size`` packets; damage is appended to ``damage`` as it is found.
 
     ``span`` reads only the records between two verified record/block boundaries of a plain pcap or
     pcapng (a part of a file split for parallel reading): what it yields is exactly what a whole-file read
-    yields there."""
-    yield from CaptureReader(path, damage, span).batches(batch_size)
+    yields there. ``blocks``: read a plain pcap's blocks into these shared buffers (see :class:`Batch`)."""
+    yield from CaptureReader(path, damage, span, blocks=blocks).batches(batch_size)
 
 
 def iter_packets(path: str | Path, damage: list[Damage] | None = None) -> Iterator[PacketRecord]:
@@ -298,10 +308,12 @@ class _Source:
         else:
             self.gz = fh.peek(2)[:2] == b"\x1f\x8b"
             self.fh = _Gunzip(fh, self._gz_damage) if self.gz else _Plain(fh)
-        self.buf = bytes(PAD)
+        self.buf: bytes | memoryview = bytes(PAD)
         self.end = 0
         self.base = span.start if span is not None else 0
         self.eof = False
+        self.blocks: SharedBlocks | None = None  # shared buffers to read plain blocks into (see _pread)
+        self.slot: int | None = None  # the one ``buf`` is in
         self._pending = 0  # bytes read in the current fill, for damage offsets
 
     def _gz_damage(self, reason: str) -> None:
@@ -347,16 +359,46 @@ class _Source:
         # pread allocates what it is asked for: never more than the file (or the part) holds
         limit = os.fstat(fd).st_size if stop is None else stop
         want = max(0, min(want, limit - start))
+        full = tail + CHUNK + PAD
+        room = self.blocks.take(want + PAD) if self.blocks is not None and want > tail else None
+        if room is not None:
+            return self._pread_shared(fd, start, tail, want, *room)
         data = os.pread(fd, want, start) if want else b""
         if len(data) <= tail:
             self.eof = True
             return False
         self.base = start
-        if len(data) == tail + CHUNK + PAD:
+        if self.blocks is not None:
+            self.blocks.use(None)
+        self.slot = None
+        if len(data) == full:
             self.buf, self.end = data, tail + CHUNK
         else:  # the end of the file (or of the part): zeros after it
             self.buf, self.end = data + bytes(PAD), len(data)
             self.eof = True
+        return True
+
+    def _pread_shared(self, fd: int, start: int, tail: int, want: int, slot: int, room: memoryview) -> bool:
+        """:meth:`_pread` into a shared buffer (``room``: ``want`` bytes and the padding)."""
+        n = 0
+        while n < want:  # a read of a regular file stops short only at its end (or on a signal)
+            got = os.preadv(fd, [room[n:want]], start + n)
+            if not got:
+                break
+            n += got
+        if n <= tail:
+            self.eof = True
+            return False
+        assert self.blocks is not None
+        self.blocks.use(slot)
+        self.base, self.slot = start, slot
+        if n == tail + CHUNK + PAD:
+            self.end = tail + CHUNK
+        else:  # the end of the file (or of the part): zeros after it
+            room[n : n + PAD] = bytes(PAD)
+            self.end = n
+            self.eof = True
+        self.buf = room[: self.end + PAD].toreadonly()
         return True
 
 
@@ -382,9 +424,11 @@ class CaptureReader:
     ``span.section.if_base``: earlier sections' interfaces can no longer be named by a packet.)"""
 
     def __init__(self, path: str | Path, damage: list[Damage] | None = None, span: Span | None = None,
-                 compiled: bool | None = None) -> None:  # fmt: skip
+                 compiled: bool | None = None, blocks: SharedBlocks | None = None) -> None:  # fmt: skip
         """``compiled``: walk and decode with the compiled loops (:mod:`native`); by default when they are
-        built and not turned off."""
+        built and not turned off. ``blocks``: shared buffers a plain pcap's blocks are read into after its
+        header, when walked compiled (:meth:`_pcap_fused`); the batches then name theirs (``Batch.slot``)."""
+        self.blocks = blocks
         self.path = str(path)
         self.damage: list[Damage] = [] if damage is None else damage
         self.interfaces: list[Interface] = []
@@ -521,8 +565,9 @@ class CaptureReader:
         assert self.loops is not None
         fused = self.loops.pcap_fused
         per_record = 16  # bytes per record seen so far (16, the header alone, until a batch is read)
+        src.blocks = self.blocks
         while True:
-            buf, end = src.buf, src.end
+            buf, end, slot = src.buf, src.end, src.slot
             while True:  # batches from this buffer until the walk stops for a reason other than room
                 # Room for the records the rest of the buffer holds at the size seen so far, and a little more:
                 # the fewest-bytes bound (16 a record) allocated and zeroed four times what a block of
@@ -537,7 +582,7 @@ class CaptureReader:
                     per_record = max(16, (int(off) - pos) // int(n))
                     out, slow = out[:n], slow[:n]
                     finish_slow(buf, out, slow, src.base)
-                    yield Batch(out, buf, src.base)
+                    yield Batch(out, buf, src.base, slot)
                 pos = int(off)
                 if why != 2:  # 0: the buffer's end, 1: an impossible length at pos
                     break

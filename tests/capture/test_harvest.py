@@ -111,13 +111,34 @@ def test_the_harvest_collects_what_a_second_pass_collects(tmp_path_factory, fram
             b.client, b.server, bytes(b.client_bytes), bytes(b.server_bytes))
 
 
-def _taken(path: Path, runs: bool) -> dict:
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(sessions())
+def test_a_harvest_from_reused_shared_buffers_keeps_nothing_of_them(tmp_path_factory, frames: list[bytes]) -> None:
+    """Read in 2 KB blocks into two shared buffers used by turns (each is overwritten two blocks later), the
+    harvest holds what it holds when every block is memory of its own: it keeps no view of a buffer."""
+    from unittest import mock
+
+    from segverify.capture import reader
+    from segverify.capture.blocks import SharedBlocks
+
+    path = tmp_path_factory.mktemp("b") / "c.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    with mock.patch.object(reader, "CHUNK", 2048):
+        alone = _taken(path, True)
+        blocks = SharedBlocks(reader.SHARED_BLOCK_BYTES, count=2)
+        try:
+            assert _taken(path, True, blocks) == alone
+        finally:
+            blocks.close()
+
+
+def _taken(path: Path, runs: bool, blocks: object = None) -> dict:
     """The harvest's connections (with their packet counters), taking runs of segments in one step or not."""
     harvest = harvester(TOPO, JUDGE.channels, lambda a: JUDGE.segment(a, None))
     assert harvest is not None
     if not runs:
         harvest._runs = lambda sub: ({}, None)  # type: ignore[method-assign]
-    flows, _damage, _stats = read_captures([str(path)], tap=harvest.add)
+    flows, _damage, _stats = read_captures([str(path)], tap=harvest.add, blocks=blocks)  # type: ignore[arg-type]
     _, work = planned(TOPO, JUDGE.channels, [JUDGE.judge(f) for f in flows])
     taken = from_harvest(harvest, work)
     return {key: [(_conn_state(c), c.packets) for c in conns] for key, conns in taken.tcp.items()}
