@@ -145,7 +145,8 @@ def replay(topology: str, captures: tuple[str, ...], workers: int | None, schedu
             from .topology.loader import load_topology
 
             keep_read_blocks()
-            return run_replay(load_topology(topology), files, show_progress=sys.stderr.isatty(), digests=digests)
+            return run_replay(load_topology(topology), files, show_progress=sys.stderr.isatty(), digests=digests,
+                              last=_SKIP_TEARDOWN)
         from .scale.cluster import cluster_client, replay_cluster
         from .topology.loader import load_topology
 

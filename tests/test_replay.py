@@ -213,6 +213,32 @@ def test_report_is_deterministic(city, tmp_path):
     assert a == b
 
 
+def test_a_last_run_leaves_the_collector_off_and_its_objects_to_the_process_end(city, tmp_path):
+    """The command line's run (``last``): the same report; the collector is not switched back on after reading
+    (the process ends with the report) and the result holds the flows; any other run restores the collector."""
+    import gc
+
+    from segverify.analysis.replay import replay
+    from segverify.report.json_report import render_json
+    from segverify.topology.loader import load_topology
+
+    pkts = session("10.1.0.7", "10.2.0.21", 50008, 445) + rdp_session("10.2.0.1", "10.3.0.10", 1)
+    c = str(cap(tmp_path, "x.pcap", pkts))
+    topo = load_topology(str(city))
+    assert gc.isenabled()
+    try:
+        usual = replay(topo, [c])
+        assert gc.isenabled() and usual.retain is None
+        last = replay(topo, [c], last=True)
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+        flows, verdicts = last.retain[:2]
+        assert len(flows) == len(verdicts) == usual.stats["flows"] > 0
+        assert render_json(last) == render_json(usual)
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
 def test_text_report_shows_the_flow_table(city, tmp_path):
     c = cap(tmp_path, "x.pcap", session("10.1.0.7", "10.2.0.21", 50009, 445))
     r = CliRunner().invoke(main, ["replay", str(city), str(c), "--lang", "ja"])

@@ -26,7 +26,7 @@ from ..model.addresses import int_to_addr as _int_to_addr
 from ..model.gcpause import frozen_gc, pausable_gc
 from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
 from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
-from ..packetspace.space import FIELD_ORDER
+from ..packetspace.space import FIELD_ORDER, SHARD_CACHE_SIZE, SHARD_MEMORY_ESTIMATE, PacketSpace
 from .check import Context, build_context, judge_channels, judge_exceptions, reach_from, report_context
 from .findings import Finding, Result, hash_in_background
 
@@ -183,7 +183,10 @@ class Judge:
 
     def __init__(self, topo: Topology, ctx: Context | None = None) -> None:
         self.topo = topo
-        self.ctx: Context = ctx or build_context(topo)
+        # a replay asks the rules about a few thousand kinds of flow: a manager that starts small (CUDD grows its
+        # cache as it is hit) is set up in 1 ms, where check's starts at the size tens of thousands of rules use
+        self.ctx: Context = ctx or build_context(topo, PacketSpace(cache_size=SHARD_CACHE_SIZE,
+                                                                   memory_estimate=SHARD_MEMORY_ESTIMATE))
         self.channels, _ = judge_channels(self.ctx)
         self.exceptions, _ = judge_exceptions(self.ctx)
         self._reach: dict[str, dict] = {}
@@ -379,9 +382,13 @@ def ch_covers(topo: Topology, ch: Channel, src: int, dst: int, proto: int, dport
 
 
 def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False, ctx: Context | None = None,
-           digests: dict[str, Future[str]] | None = None) -> Result:  # fmt: skip
+           digests: dict[str, Future[str]] | None = None, last: bool = False) -> Result:  # fmt: skip
     """``segverify replay``; ``ctx``: the topology's compiled context, when the caller already has it;
-    ``digests``: the captures' digests, when the caller started them (:func:`~.findings.hash_in_background`)."""
+    ``digests``: the captures' digests, when the caller started them (:func:`~.findings.hash_in_background`);
+    ``last``: the process ends once the result is reported (the command line): the garbage collector is left
+    off after the captures are read, and the result holds what the run built (:attr:`Result.retain`), where
+    switching the collector back on cost a collection of every object, and freeing the flows and the shared
+    buffers as much again, before the report was written."""
     from . import sidecar
     from .inspect import harvester
 
@@ -398,7 +405,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
     # The topology, its compiled rules and segverify's modules live to the end: collections while the captures
     # are read need not walk them (frozen); and from the flow table on, only long-lived objects are made (the
     # flows, their verdicts and rows: no cycles), which the collector walked three times over at 1M packets.
-    with frozen_gc() as freeze, pausable_gc() as pause:
+    with frozen_gc(restore=not last) as freeze, pausable_gc(restore=not last) as pause:
         freeze()
         try:
             if show_progress:
@@ -414,7 +421,10 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
             if side is not None:
                 side.close()
             raise
-        return _finish(topo, judge, captures, verdicts, damage, stats, harvest, side, digests)
+        result = _finish(topo, judge, captures, verdicts, damage, stats, harvest, side, digests)
+    if last:  # left to the process's end (see Result.retain): freeing the flow table object by object and the
+        result.retain = (flows, verdicts, judge, side)  # side's shared buffers took 0.02 s before the report
+    return result
 
 
 def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],
