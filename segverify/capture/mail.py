@@ -487,6 +487,32 @@ _EMBEDDED_FILE_RE = re.compile(rb"(?m)^(?:begin(?:-base64)? [0-7]{3,4} \S|=ybegi
                                rb"converted with BinHex)")  # fmt: skip
 
 
+MAX_HEADER_CACHE = 4096
+"""Parsed headers remembered by :data:`_POLICY` (a hostile message's distinct headers are bounded by this)."""
+
+
+class _RememberingPolicy(email.policy.EmailPolicy):
+    """``email.policy.default`` that parses a header's text once: the parser and the walk fetch each part's
+    Content-Type three or four times, and every fetch parsed it again (half of a message's inspection), while
+    mail repeats the same few MIME headers. A header object is a function of its name and text and is only
+    read here, so sharing one is the same as parsing again."""
+
+    def header_fetch_parse(self, name: str, value: str) -> object:
+        if hasattr(value, "name"):  # already a header object (set by a program, not parsed)
+            return value
+        key = (name, value)
+        hit = _HEADERS.get(key)
+        if hit is None:
+            if len(_HEADERS) >= MAX_HEADER_CACHE:
+                _HEADERS.clear()
+            hit = _HEADERS[key] = super().header_fetch_parse(name, value)
+        return hit
+
+
+_HEADERS: dict[tuple[str, str], object] = {}
+_POLICY = _RememberingPolicy()
+
+
 def inspect_message(raw: bytes) -> MimeReport:
     """Parse ``raw`` (an RFC 5322 message) and classify every part. Never raises.
 
@@ -504,7 +530,7 @@ def inspect_message(raw: bytes) -> MimeReport:
         rep.fail(why)
         return rep
     try:
-        msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+        msg = BytesParser(policy=_POLICY).parsebytes(raw)
         parts = _walk(msg, rep)
     except Exception as exc:  # the email package is lenient, but header parsing has raised on odd input
         rep.fail(f"MIME parser failed: {type(exc).__name__}: {exc}")

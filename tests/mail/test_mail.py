@@ -554,3 +554,42 @@ def test_ambiguous_end_is_the_regex_it_replaced(body: bytes) -> None:
     from segverify.capture.mail import ambiguous_end
 
     assert ambiguous_end(body) == bool(_AMBIGUOUS_END_RE.search(body))
+
+
+_HEADER_VALUES = st.sampled_from([
+    b"Content-Type: text/plain", b"Content-Type: text/plain; charset=utf-8",
+    b'Content-Type: text/plain; charset="utf-8',
+    b"Content-Type: TEXT/Plain; name=a.txt", b"Content-Type: application/octet-stream; name*=UTF-8''%E8%B3%87.exe",
+    b"Content-Type: text/html", b"Content-Type: garbage", b"Content-Type: text/plain; name*0=a; name*1=.exe",
+    b"Content-Disposition: attachment; filename=\"=?UTF-8?B?6LOH5paZLmV4ZQ==?=\"", b"Content-Disposition: inline",
+    b"Content-Disposition: attachment; filename*=iso-2022-jp''%1B%24B", b"content-type: text/plain",
+    b"Content-Disposition: ; filename=x", b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: x-uue",
+])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_HEADER_VALUES, max_size=3), min_size=1, max_size=4))
+def test_remembered_headers_classify_as_headers_parsed_afresh(parts: list[list[bytes]]) -> None:
+    """The inspection's policy parses each header text once and shares the object (``_RememberingPolicy``): every
+    part, reason and defect is what ``email.policy.default`` gives, the first time and from what it remembers."""
+    from unittest import mock
+
+    from segverify.capture import mail
+
+    body = b"".join(b"--B\r\n" + b"".join(h + b"\r\n" for h in hs) + b"\r\naGk=\r\n" for hs in parts)
+    raw = b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n" + body + b"--B--\r\n"
+
+    def seen(r: mail.MimeReport) -> tuple:
+        return (r.parts, r.non_text, r.inspectable, r.reasons, r.defects)
+
+    with mock.patch.object(mail, "_POLICY", default_policy):
+        fresh = seen(inspect_message(raw))
+    assert seen(inspect_message(raw)) == fresh == seen(inspect_message(raw))
+
+
+def test_remembered_headers_are_bounded() -> None:
+    from segverify.capture import mail
+
+    for i in range(mail.MAX_HEADER_CACHE + 10):
+        inspect_message(b"Content-Type: text/plain; x=%d\r\n\r\nhi\r\n" % i)
+    assert 0 < len(mail._HEADERS) <= mail.MAX_HEADER_CACHE
