@@ -112,7 +112,7 @@ class HarvestSidecar:
             return
         if cand is None:
             return
-        if batch.slot is not None:  # read where it is: only where its rows are goes
+        if batch.slot is not None:  # the side reads the block where it lies: only a note of where travels
             room = self.blocks.row_room(batch.slot, len(cand))
             if room is not None:
                 room[1][:] = cand
