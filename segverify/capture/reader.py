@@ -359,48 +359,40 @@ class _Source:
         # pread allocates what it is asked for: never more than the file (or the part) holds
         limit = os.fstat(fd).st_size if stop is None else stop
         want = max(0, min(want, limit - start))
-        full = tail + CHUNK + PAD
         room = self.blocks.take(want + PAD) if self.blocks is not None and want > tail else None
-        if room is not None:
-            return self._pread_shared(fd, start, tail, want, *room)
-        data = os.pread(fd, want, start) if want else b""
-        if len(data) <= tail:
-            self.eof = True
-            return False
-        self.base = start
-        if self.blocks is not None:
-            self.blocks.use(None)
-        self.slot = None
-        if len(data) == full:
-            self.buf, self.end = data, tail + CHUNK
-        else:  # the end of the file (or of the part): zeros after it
-            self.buf, self.end = data + bytes(PAD), len(data)
-            self.eof = True
-        return True
-
-    def _pread_shared(self, fd: int, start: int, tail: int, want: int, slot: int, room: memoryview) -> bool:
-        """:meth:`_pread` into a shared buffer (``room``: ``want`` bytes and the padding)."""
-        n = 0
-        while n < want:  # a read of a regular file stops short only at its end (or on a signal)
-            got = os.preadv(fd, [room[n:want]], start + n)
-            if not got:
-                break
-            n += got
+        if room is not None:  # into a shared buffer (and PAD bytes more for the zeros after a file's end)
+            slot, view = room
+            n = _pread_into(fd, view[:want], start)
+        else:
+            slot, data = None, os.pread(fd, want, start) if want else b""
+            n = len(data)
         if n <= tail:
             self.eof = True
             return False
-        assert self.blocks is not None
-        self.blocks.use(slot)
+        if self.blocks is not None:
+            self.blocks.use(slot)
         self.base, self.slot = start, slot
-        if n == tail + CHUNK + PAD:
-            self.end = tail + CHUNK
-        else:  # the end of the file (or of the part): zeros after it
-            room[n : n + PAD] = bytes(PAD)
-            self.end = n
-            self.eof = True
-        self.buf = room[: self.end + PAD].toreadonly()
+        full = n == tail + CHUNK + PAD
+        self.end = tail + CHUNK if full else n  # else the end of the file (or of the part): zeros after it
+        self.eof = not full
+        if room is not None:
+            if not full:
+                view[n : n + PAD] = bytes(PAD)
+            self.buf = view[: self.end + PAD].toreadonly()
+        else:
+            self.buf = data if full else data + bytes(PAD)
         return True
 
+
+def _pread_into(fd: int, room: memoryview, at: int) -> int:
+    """Read file bytes from offset ``at`` into ``room`` (as far as the file goes); how many."""
+    n = 0
+    while n < len(room):  # a read of a regular file stops short only at its end (or on a signal)
+        got = os.preadv(fd, [room[n:]], at + n)
+        if not got:
+            break
+        n += got
+    return n
 
 def keep_read_blocks() -> bool:
     """Ask the C library to keep the blocks the reader frees for the next ones (``_cloops.keep_read_blocks``):
