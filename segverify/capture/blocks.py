@@ -58,7 +58,7 @@ class SharedBlocks:
         self._current: int | None = None
         self._gone = False  # the other process went away: no ticket will come back
         self._r, self._w = os.pipe()
-        self.waits = 0  # times the reader waited for a buffer (tests and benchmarks read it)
+        self.waits = 0  # times the reader waited for a buffer (tests read it)
 
     # -- the reading process
 
