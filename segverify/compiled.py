@@ -1,6 +1,6 @@
-"""The one switch for segverify's optional C extensions: the capture loops (``capture/_cloops.c``) and the
-CUDD loops (``packetspace/_cuddops.c``). Both give the same results as the Python paths they replace;
-``SEGVERIFY_NO_NATIVE=1`` turns both off (to compare, or to rule them out)."""
+"""The one switch for segverify's optional C extensions: the capture loops (``capture/_cloops.c``), the CUDD
+loops (``packetspace/_cuddops.c``) and the flow rows' text (``report/_rowtext.c``). Each gives the same results
+as the Python path it replaces; ``SEGVERIFY_NO_NATIVE=1`` turns them all off (to compare, or to rule them out)."""
 
 from __future__ import annotations
 

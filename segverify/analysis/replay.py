@@ -10,25 +10,26 @@ capture shows means the running firewall is not the one on paper.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..capture import Damage, Flow, FlowBuilder, iter_batches
+from ..capture.flows import FlowTable, group_rows
 from ..capture.reader import Batch
 from ..errors import InputError
 from ..model.addresses import IntervalSet
-from ..model.addresses import int_to_addr as _int_to_addr
 from ..model.gcpause import frozen_gc, pausable_gc
 from ..model.rules import PORT_PROTOS, PROTO_NAMES, Packet
 from ..model.topology import Channel, ExceptionRule, PortSpec, Topology
 from ..packetspace.space import FIELD_ORDER, SHARD_CACHE_SIZE, SHARD_MEMORY_ESTIMATE, PacketSpace
 from .check import Context, build_context, judge_channels, judge_exceptions, reach_from, report_context
 from .findings import Finding, Result, hash_in_background
+from .verdicts import FINDING_VERDICTS, FlowVerdict, Kind, VerdictTable, cross_family, int_to_addr, notable
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -39,90 +40,17 @@ if TYPE_CHECKING:
     from .sidecar import HarvestSidecar
 
 MAX_EXAMPLES = 5
-_JS_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # the report's encoder (report.rows.row_encoder)
-
-
-def _jv(value: bool | int) -> str:
-    """A flag as the report's JSON encodes it (a bool; an int, should one come, as a number)."""
-    return "true" if value is True else "false" if value is False else _JS_ENCODE(value)
-
-
-@lru_cache(maxsize=1 << 16)
-def _js(value: str | None) -> str:
-    """A string (or None) as the report's JSON encodes it."""
-    return _JS_ENCODE(value)
-
-# Addresses repeat across a month of flows: each is formatted once (ipaddress is ~3 µs a call).
-int_to_addr = lru_cache(maxsize=1 << 16)(_int_to_addr)
 MAX_DENIED_CACHE = 200_000
 MAX_JUDGE_CACHE = 1 << 16  # addresses and flow kinds remembered by a Judge (a hostile capture has many)
 _UNSEEN = object()
-
-
-@dataclass
-class FlowVerdict:
-    flow: Flow
-    src_segment: str | None
-    dst_segment: str | None
-    verdict: str  # intra-family | exception:NAME | channel:NAME | MYNUMBER_FLOW | UNSANITIZED_FLOW | …
-    notes: list[str] = field(default_factory=list)
-    denied: bool = False
-    no_path: bool = False  # denied because no device in the topology joins the two segments
-
-    def to_json(self) -> dict[str, Any]:
-        f = self.flow
-        out: dict[str, Any] = {
-            "src": int_to_addr(f.src), "sport": f.sport, "dst": int_to_addr(f.dst), "dport": f.dport,
-            "proto": PROTO_NAMES.get(f.proto, f.proto),
-            "src_segment": self.src_segment, "dst_segment": self.dst_segment,
-            "packets": f.packets, "bytes": f.bytes,
-            "packets_fwd": f.pkts_fwd, "packets_rev": f.pkts_rev, "bytes_fwd": f.bytes_fwd, "bytes_rev": f.bytes_rev,
-            "first_ns": f.first_ts, "last_ns": f.last_ts,
-            "established": f.established, "initiator_known": f.initiator_known, "initiator_basis": f.initiator_basis,
-            "verdict": self.verdict,
-        }
-        if f.vlan is not None:
-            out["vlan"] = f.vlan
-        if self.denied:
-            out["denied_by_rules"] = True
-        if self.notes:
-            out["notes"] = list(self.notes)
-        return out
-
-    def row_bytes(self) -> bytes:
-        """:meth:`to_json` as the report's JSON text (``report.rows.row_bytes``), byte for byte, written directly:
-        a dict per flow and the encoder's walk over it were most of the cost of a flow table's rows. The text of
-        every string comes from the encoder itself (cached: a flow table names the same hosts and segments)."""
-        f = self.flow
-        proto = PROTO_NAMES.get(f.proto, f.proto)
-        out = (f'{{"src": {_js(int_to_addr(f.src))}, "sport": {f.sport}, "dst": {_js(int_to_addr(f.dst))}, '
-               f'"dport": {f.dport}, "proto": {_js(proto) if isinstance(proto, str) else int(proto)}, '
-               f'"src_segment": {_js(self.src_segment)}, "dst_segment": {_js(self.dst_segment)}, '
-               f'"packets": {f.packets}, "bytes": {f.bytes}, "packets_fwd": {f.pkts_fwd}, '
-               f'"packets_rev": {f.pkts_rev}, "bytes_fwd": {f.bytes_fwd}, "bytes_rev": {f.bytes_rev}, '
-               f'"first_ns": {f.first_ts}, "last_ns": {f.last_ts}, "established": {_jv(f.established)}, '
-               f'"initiator_known": {_jv(f.initiator_known)}, '
-               f'"initiator_basis": {_js(f.initiator_basis)}, "verdict": {_js(self.verdict)}')
-        if f.vlan is not None:
-            out += f', "vlan": {int(f.vlan)}'
-        if self.denied:
-            out += ', "denied_by_rules": true'
-        if self.notes:
-            out += ', "notes": ' + _JS_ENCODE(list(self.notes))
-        return (out + "}").encode("utf-8")
-
-    def finding_flow(self) -> dict[str, Any]:
-        f = self.flow
-        return {"src": int_to_addr(f.src), "dst": int_to_addr(f.dst), "proto": PROTO_NAMES.get(f.proto, f.proto),
-                "sport": f.sport, "dport": f.dport, "packets": f.packets, "bytes": f.bytes,
-                "established": f.established, "initiator_known": f.initiator_known}
+UNSEEN_INITIATOR = "initiator not seen (no SYN): the first packet's sender is taken as the initiator"
 
 
 def read_captures(
     paths: Sequence[str], progress: Progress | None = None, tap: Callable[[Batch], None] | None = None,
     on_file: Callable[[str], None] | None = None, blocks: SharedBlocks | None = None,
-) -> tuple[list[Flow], list[Damage], dict[str, int]]:
-    """All captures as one observation: one flow table across every file. ``tap`` sees every batch too
+) -> tuple[FlowTable, list[Damage], dict[str, int]]:
+    """All captures as one observation: one flow table across every file (as columns). ``tap`` sees every batch too
     (content inspection takes its packets there instead of reading the captures again); ``on_file`` is told
     which capture the batches that follow come from; ``blocks``: shared buffers to read into (see
     :func:`~segverify.capture.reader.iter_batches`)."""
@@ -158,7 +86,7 @@ def read_captures(
         damage.extend(mine)
     stats = {"packets": builder.packets, "non_ip_packets": builder.non_ip,
              "unattributed_fragments": builder.unattributed_fragments}
-    return builder.flows(), damage, stats
+    return builder.table(), damage, stats
 
 
 def progress_bar() -> Progress:
@@ -195,7 +123,7 @@ class Judge:
         self._paths: dict[tuple[str, str], bool] = {}  # segment pairs: the topology's graph does not change
         self._walk: dict[tuple[str, str], bool] = {}
         self._segments: dict[tuple[int, int | None], str | None] = {}
-        self._verdicts: dict[tuple, tuple[str | None, str | None, str, tuple[str, ...], bool]] = {}
+        self._verdicts: dict[tuple, Kind] = {}
         self._sport_cubes: dict[int, dict[str, bool]] = {}
         self._sport_vars = frozenset(self.ctx.space.vars["sport"])
         self.vlan_segments: dict[int, list[str]] = {}
@@ -220,9 +148,17 @@ class Judge:
         return self.ctx.segmap.lookup(addr)
 
     def judge(self, flow: Flow) -> FlowVerdict:
-        # Everything but the rules' answer is the same for the flows of one (addresses, VLAN, protocol, destination
-        # port, how they were seen): a client's connections from many source ports are judged once (the
-        # source port matters only where the initiator is unproven, and is then part of the key).
+        a, b, verdict, notes, rules = self.kind(flow)
+        v = FlowVerdict(flow, a, b, verdict, list(notes))
+        if rules:
+            v.no_path = not self.path_exists(a, b)  # type: ignore[arg-type]
+            v.denied = v.no_path or self.denied(flow, a, b)  # type: ignore[arg-type]
+        return v
+
+    def kind(self, flow: Flow) -> Kind:
+        """Everything of a flow's verdict but the rules' answer: the same for the flows of one (addresses, VLAN,
+        protocol, destination port, how they were seen), so a client's connections from many source ports are
+        judged once (the source port matters only where the initiator is unproven, and is then part of it)."""
         key = (flow.src, flow.dst, flow.vlan, flow.proto, flow.dport, flow.initiator_known, flow.established,
                None if flow.initiator_known else flow.sport)  # fmt: skip
         hit = self._verdicts.get(key)
@@ -230,27 +166,75 @@ class Judge:
             if len(self._verdicts) >= MAX_JUDGE_CACHE:
                 self._verdicts.clear()
             hit = self._verdicts[key] = self._judge(flow)
-        a, b, verdict, notes, rules = hit
-        v = FlowVerdict(flow, a, b, verdict, list(notes))
-        if rules:
-            v.no_path = not self.path_exists(a, b)  # type: ignore[arg-type]
-            v.denied = v.no_path or self.denied(flow, a, b)  # type: ignore[arg-type]
-        return v
+        return hit
 
-    def _judge(self, flow: Flow) -> tuple[str | None, str | None, str, tuple[str, ...], bool]:
+    def judge_table(self, table: FlowTable) -> VerdictTable:
+        """Every flow of ``table`` judged as :meth:`judge` judges it, by kind, from the columns: each distinct
+        endpoint is mapped to its segment once; a flow inside one family (or with an address in no segment) is
+        of a kind that its two segments and how it was seen decide (:meth:`_plain_kind`); one flow of each
+        other kind is built and judged (:meth:`kind`); and the rules are asked only about the flows whose kind
+        needs it (established, between two segments)."""
+        n = len(table)
+        c = table.cols
+        if n == 0:
+            return VerdictTable(table, [], np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
+        names: dict[str | None, int] = {}
+        ends = []
+        for end in ("src", "dst"):
+            perm, starts, inv = group_rows([c["family"], c[end + "_hi"], c[end + "_lo"], c["vlan"]])
+            at = perm[starts]
+            vlans = c["vlan"][at].tolist()
+            segs = [self.segment(addr, vl if vl >= 0 else None)
+                    for addr, vl in zip(table.addresses(end, at), vlans, strict=True)]  # fmt: skip
+            ends.append(np.array([names.setdefault(g, len(names)) for g in segs], np.int64)[inv])
+        by_id = list(names)
+        kinds: list[Kind] = []
+        kind = np.empty(n, np.int64)
+        perm, starts, inv = group_rows([ends[0], ends[1], c["initiator_known"], c["established"]])
+        cross = np.zeros(len(starts), bool)
+        for g, row in enumerate(perm[starts].tolist()):
+            plain = self._plain_kind(by_id[ends[0][row]], by_id[ends[1][row]], bool(c["initiator_known"][row]),
+                                     bool(c["established"][row]))  # fmt: skip
+            if plain is None:
+                cross[g] = True
+            else:
+                kinds.append(plain)
+        plain_ids = np.cumsum(~cross) - 1
+        kind[:] = plain_ids[inv]
+        rows = np.flatnonzero(cross[inv])
+        if len(rows):
+            unproven = np.where(c["initiator_known"], -1, c["sport"])
+            perm, starts, inv = group_rows([x[rows] for x in (
+                c["family"], c["src_hi"], c["src_lo"], c["dst_hi"], c["dst_lo"], c["vlan"], c["proto"], c["dport"],
+                c["initiator_known"], c["established"], unproven)])  # fmt: skip
+            base = len(kinds)
+            kinds += [self.kind(f) for f in table.flows(rows[perm[starts]])]
+            kind[rows] = base + inv
+        denied = np.zeros(n, bool)
+        no_path = np.zeros(n, bool)
+        asked = np.flatnonzero(np.array([k[4] for k in kinds], bool)[kind])
+        if len(asked):
+            srcs, dsts = table.addresses("src", asked), table.addresses("dst", asked)
+            for i, src, dst, proto, sport, dport in zip(asked.tolist(), srcs, dsts, c["proto"][asked].tolist(),
+                                                        c["sport"][asked].tolist(), c["dport"][asked].tolist(),
+                                                        strict=True):  # fmt: skip
+                a, b = kinds[kind[i]][:2]
+                if not self.path_exists(a, b):  # type: ignore[arg-type]
+                    no_path[i] = denied[i] = True
+                else:
+                    denied[i] = self.denied_packet(a, b, src, dst, proto, sport, dport)  # type: ignore[arg-type]
+        return VerdictTable(table, kinds, kind, denied, no_path)
+
+    def _judge(self, flow: Flow) -> Kind:
         """A flow's segments, verdict and notes, and whether the rules must be asked about it (established,
         between two segments)."""
         a = self.segment(flow.src, flow.vlan)
         b = self.segment(flow.dst, flow.vlan)
-        notes: list[str] = []
-        if not flow.initiator_known:
-            notes.append("initiator not seen (no SYN): the first packet's sender is taken as the initiator")
-        if a is None or b is None:
-            return a, b, "UNKNOWN_ADDRESS", tuple(notes), False
-        rules = a != b and flow.established
-        fa, fb = self.ctx.family(a), self.ctx.family(b)
-        if fa == fb:
-            return a, b, "intra-family", tuple(notes), rules
+        plain = self._plain_kind(a, b, flow.initiator_known, flow.established)
+        if plain is not None:
+            return plain
+        notes = [UNSEEN_INITIATOR] if not flow.initiator_known else []
+        fa, fb = self.ctx.family(a), self.ctx.family(b)  # type: ignore[arg-type]
         covered = self.coverage(flow.src, flow.dst, flow.proto, flow.dport)
         if covered is None and not flow.initiator_known:
             covered = self.coverage(flow.dst, flow.src, flow.proto, flow.sport)
@@ -262,7 +246,17 @@ class Judge:
             verdict = "MYNUMBER_FLOW"
         else:
             verdict = "UNSANITIZED_FLOW"
-        return a, b, verdict, tuple(notes), rules
+        return a, b, verdict, tuple(notes), a != b and flow.established
+
+    def _plain_kind(self, a: str | None, b: str | None, known: bool, established: bool) -> Kind | None:
+        """The kind of a flow with an address in no segment, or inside one family, which nothing else of the flow
+        changes; None for a flow between two families."""
+        notes = () if known else (UNSEEN_INITIATOR,)
+        if a is None or b is None:
+            return a, b, "UNKNOWN_ADDRESS", notes, False
+        if self.ctx.family(a) == self.ctx.family(b):
+            return a, b, "intra-family", notes, a != b and established
+        return None
 
     def coverage(self, src: int, dst: int, proto: int, dport: int) -> str | None:
         for ex in self.exceptions:
@@ -285,6 +279,9 @@ class Judge:
         return hit
 
     def denied(self, flow: Flow, a: str, b: str) -> bool:
+        return self.denied_packet(a, b, flow.src, flow.dst, flow.proto, flow.sport, flow.dport)
+
+    def denied_packet(self, a: str, b: str, src: int, dst: int, proto: int, sport: int, dport: int) -> bool:
         """Whether the topology's rules deny this flow's initiating packet on every path from a to b.
 
         A TCP/UDP packet fixes every packet variable, so with the C module its membership in ``reach & valid``
@@ -297,23 +294,23 @@ class Judge:
         reach = self.reach(a).get(b)
         if reach is None:
             return True
-        if flow.proto in PORT_PROTOS and self._walkable(a, b, reach):
+        if proto in PORT_PROTOS and self._walkable(a, b, reach):
             # a TCP/UDP packet fixes every packet variable (valid zeroes the rest): one walk from the root
-            held = sp.holds_packet(self._rv(a, b, reach), flow.src, flow.dst, flow.proto, flow.sport, flow.dport)
+            held = sp.holds_packet(self._rv(a, b, reach), src, dst, proto, sport, dport)
             if held is not None:
                 return not held
-        if flow.proto not in PORT_PROTOS:  # no ICMP type in the flow table: any type the rules allow will do
-            key = (a, b, flow.src, flow.dst, flow.proto, -1)
+        if proto not in PORT_PROTOS:  # no ICMP type in the flow table: any type the rules allow will do
+            key = (a, b, src, dst, proto, -1)
             hit = self._denied_cache.get(key)
             if hit is None:
-                pkt = (sp.values("src", IntervalSet.of(flow.src)) & sp.values("dst", IntervalSet.of(flow.dst))
-                       & sp.value("proto", flow.proto))
+                pkt = (sp.values("src", IntervalSet.of(src)) & sp.values("dst", IntervalSet.of(dst))
+                       & sp.value("proto", proto))
                 hit = self._denied_cache[key] = (reach & pkt & sp.valid) == sp.false
             return bool(hit)
-        key = (a, b, flow.src, flow.dst, flow.proto, flow.dport)
+        key = (a, b, src, dst, proto, dport)
         base = self._denied_cache.get(key)
         if base is None:
-            pkt = Packet(flow.src, flow.dst, flow.proto, flow.sport, flow.dport)
+            pkt = Packet(src, dst, proto, sport, dport)
             cube: dict[str, bool] = {}
             for name in FIELD_ORDER:
                 if name != "sport":
@@ -327,7 +324,7 @@ class Judge:
                 del self._denied_cache[next(iter(self._denied_cache))]
         if base is True or base is False:
             return base
-        return sp.bdd.let(self._sport_cube(flow.sport), base) == sp.false
+        return sp.bdd.let(self._sport_cube(sport), base) == sp.false
 
     def _rv(self, a: str, b: str, reach: Any) -> Any:
         rv = self._reach_valid.get((a, b))
@@ -416,7 +413,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
             pause()
             if side is not None:
                 side.flows(flows)  # the side plans and inspects while the verdicts are made here
-            verdicts = [judge.judge(f) for f in flows]
+            verdicts = judge.judge_table(flows)
         except BaseException:
             if side is not None:
                 side.close()
@@ -442,7 +439,7 @@ def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: lis
         # (all but the planned ones) are made here; the planned ones once their notes and verdicts are in.
         index, _ = side.planned(topo, judge.channels, verdicts)
         order = report_order(verdicts)
-        texts = [v.row_bytes() for v in verdicts]
+        texts = verdicts.row_texts() if isinstance(verdicts, VerdictTable) else [v.row_bytes() for v in verdicts]
         inspection = side.inspect(topo, judge.channels, verdicts, captures)
         for i in range(len(verdicts)) if side.fell_back else index:
             texts[i] = verdicts[i].row_bytes()
@@ -484,7 +481,7 @@ def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: li
     stats.update({
         "captures": len(captures),
         "flows": len(verdicts),
-        "cross_family_flows": sum(1 for v in verdicts if v.verdict != "intra-family"),
+        "cross_family_flows": cross_family(verdicts),
         "damaged_regions": len(real_damage),
     })
     if order is None:
@@ -498,6 +495,8 @@ def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: li
 
 def report_order(verdicts: Sequence[FlowVerdict]) -> list[int]:
     """The verdicts' indices in the report's order (first time, then the 5-tuple and the reuse count)."""
+    if isinstance(verdicts, VerdictTable):
+        return verdicts.flows.report_order()
     return sorted(range(len(verdicts)), key=lambda i: _report_order(verdicts[i].flow))
 
 
@@ -509,8 +508,8 @@ def flow_findings(judge: Judge, verdicts: list[FlowVerdict]) -> list[Finding]:
     """One finding per (code, source segment, destination segment, protocol, port), with the
     number of flows and the first one as the example: a month of captures stays readable."""
     groups: dict[tuple, list[FlowVerdict]] = {}
-    for v in verdicts:
-        if v.verdict in ("MYNUMBER_FLOW", "UNSANITIZED_FLOW"):
+    for v in notable(verdicts):
+        if v.verdict in FINDING_VERDICTS:
             groups.setdefault((v.verdict, v.src_segment, v.dst_segment, v.flow.proto, v.flow.dport), []).append(v)
         if v.denied:
             groups.setdefault(("DENIED_BUT_OBSERVED", v.src_segment, v.dst_segment, v.flow.proto, v.flow.dport),
@@ -556,7 +555,7 @@ def flow_findings(judge: Judge, verdicts: list[FlowVerdict]) -> list[Finding]:
 
 def unknown_address_findings(verdicts: list[FlowVerdict]) -> list[Finding]:
     unknown: dict[int, list[FlowVerdict]] = {}
-    for v in verdicts:
+    for v in notable(verdicts):
         if v.src_segment is None:
             unknown.setdefault(v.flow.src, []).append(v)
         if v.dst_segment is None:

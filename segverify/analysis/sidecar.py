@@ -34,7 +34,7 @@ import numpy as np
 
 from ..capture.blocks import SharedBlocks
 from ..capture.collect import Collected, Harvest, compact
-from ..capture.flows import Flow
+from ..capture.flows import Flow, FlowTable
 from ..capture.reader import SHARED_BLOCK_BYTES, Batch
 from ..model.topology import Channel, Topology
 from .findings import yield_to_main
@@ -50,7 +50,7 @@ from .inspect import (
     pair_key,
     planned,
 )
-from .replay import FlowVerdict
+from .verdicts import FlowVerdict, VerdictTable
 
 SEND_QUEUE = 4
 """Messages (a batch's candidates each) waiting to be sent to the side process."""
@@ -127,7 +127,9 @@ class HarvestSidecar:
         pairs (their plan needs only their segments) while this process judges every flow."""
         if not self._broken and not self._gave_up:
             self._candidates = self.harvest.flow_candidates(flows)
-            self._send(("flows", [(i, flows[i]) for i in self._candidates]))
+            picked = (flows.flows(self._candidates) if isinstance(flows, FlowTable)
+                      else [flows[i] for i in self._candidates])  # fmt: skip
+            self._send(("flows", list(zip(self._candidates, picked, strict=True))))
 
     def planned(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
                 ) -> tuple[list[int], Work]:  # fmt: skip
@@ -135,7 +137,8 @@ class HarvestSidecar:
         work. Only flows between candidate pairs can be planned (any other's packets were never candidates)."""
         if self._planned is None:
             among = self._candidates if self._candidates is not None else list(range(len(verdicts)))
-            at, work = planned(topo, channels, [verdicts[i] for i in among])
+            at, work = planned(topo, channels, verdicts.take(among) if isinstance(verdicts, VerdictTable)
+                               else [verdicts[i] for i in among])  # fmt: skip
             self._planned = [among[k] for k in at], work
         return self._planned
 

@@ -15,19 +15,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from types import ModuleType
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 
 from ..model.addresses import V6_BASE, IntervalSet
 from .decode import BATCH_DTYPE, FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_CONTROL, decode_frame
+from .flows import Flow, FlowTable
 from .fragments import Defragmenter, Reassembled, key_addresses
 from .native import enabled, loops
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
 from .tcpstream import Connection, Reassembly, SpillStore, reassemble
-
-if TYPE_CHECKING:
-    from .flows import Flow
 
 Endpoint = tuple[int, int]
 MAX_DATAGRAM_BYTES = 4096
@@ -682,10 +680,19 @@ class Harvest:
 
     def flow_candidates(self, flows: Sequence[Flow]) -> list[int]:
         """Indices of the flows between a candidate pair: the only ones content inspection can take (any
-        flow it inspects has its packets among the candidates)."""
+        flow it inspects has its packets among the candidates). A :class:`FlowTable` is read from its columns."""
         p = np.zeros(len(flows), dtype=BATCH_DTYPE)
         if not len(p):
             return []
+        if isinstance(flows, FlowTable):
+            c = flows.cols
+            v4 = c["family"] == 4
+            p["family"] = c["family"]
+            for end in ("src", "dst"):
+                p[end + "4"] = np.where(v4, c[end + "_lo"], 0)
+                p[end + "6hi"] = np.where(v4, 0, c[end + "_hi"])
+                p[end + "6lo"] = np.where(v4, 0, c[end + "_lo"])
+            return np.flatnonzero(self._pair_hits(p)).tolist()
         p["family"] = [f.family for f in flows]
         for end, col in (("src", [f.src for f in flows]), ("dst", [f.dst for f in flows])):
             p[end + "4"] = [a if a < V6_BASE else 0 for a in col]

@@ -23,9 +23,10 @@ Per batch, all work is numpy except one dictionary lookup per distinct flow in t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -355,18 +356,23 @@ class FlowBuilder:
 
     def flows(self) -> list[Flow]:
         """All flows, in order of their first packet in the file."""
+        return self.table().flows()
+
+    def table(self) -> FlowTable:
+        """All flows as columns (:class:`FlowTable`), in order of their first packet in the file."""
         n = self._g.n
         if n == 0:
-            return []
+            return FlowTable.from_keys(np.zeros(0, dtype=KEY_DTYPE), {})
         order = np.argsort(self._g.cols["first_pos"][:n], kind="stable")
         c = {k: v[:n][order] for k, v in self._g.cols.items()}
         keys = np.frombuffer(b"".join(self._keys), dtype=KEY_DTYPE)[order]
-        vlan = c["vlan"].tolist()
-        vlans = [
-            tuple(sorted(v for v in self._vlans[i] if v >= 0)) if i in self._vlans else ((vl,) if vl >= 0 else ())
-            for i, vl in zip(order.tolist(), vlan, strict=True)
-        ]
-        return flows_from_table(keys, c, vlans)
+        extra: dict[int, tuple[int, ...]] = {}
+        if self._vlans:
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+            for fid, seen in self._vlans.items():
+                extra[int(rank[fid])] = tuple(sorted(v for v in seen if v >= 0))
+        return FlowTable.from_keys(keys, c, extra)
 
 
 def _grouping_numpy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -427,71 +433,137 @@ def flows_from_table(keys: np.ndarray, c: dict[str, np.ndarray], vlans: list[tup
     ``pay``, ``ev`` by key side; ``tmin``, ``tmax``, ``first_pos``, ``first_side``, ``syn_side``, ``vlan``,
     ``reuse``). Shared with the mergeable partial tables of :mod:`segverify.scale`, so that both paths
     orient and count flows with the same code."""
-    n = len(keys)
-    if n == 0:
-        return []
-    proto = keys["proto"].astype(np.int64)
-    known, s = _initiator(keys, c)
-    r = 1 - s
-    rows = np.arange(n)
+    extra = {i: v for i, (v, vl) in enumerate(zip(vlans, c["vlan"].tolist() if len(keys) else [], strict=True))
+             if v != ((vl,) if vl >= 0 else ())}
+    return FlowTable.from_keys(keys, c, extra).flows()
 
-    def side(col: str, which: np.ndarray) -> list:
-        return c[col][rows, which].tolist()
 
-    evs, evr = c["ev"][rows, s], c["ev"][rows, r]
-    hand = ((evs & EV_SYN) != 0) & ((evr & EV_SYNACK) != 0) & ((evs & EV_ACK) != 0)
-    data2 = ((evs & EV_DATA) != 0) & ((evr & EV_DATA) != 0)
-    both = (c["pk"][:, 0] > 0) & (c["pk"][:, 1] > 0)
-    established = np.where(proto == PROTO_TCP, hand | data2, both).tolist()
+_FLOW_FIELDS = Flow.__slots__  # type: ignore[attr-defined]
 
-    # Endpoint addresses as unified Python ints (IPv6 needs big ints: built per IPv6 flow only).
-    v6 = keys["family"] == 6
-    lo = keys["llo"].astype(object)
-    hi = keys["hlo"].astype(object)
-    if v6.any():
-        w = np.flatnonzero(v6)
-        lo[w] = [
-            V6_BASE + (a << 64 | b) for a, b in zip(keys["lhi"][w].tolist(), keys["llo"][w].tolist(), strict=True)
+
+class FlowTable(Sequence[Flow]):
+    """The flow table as columns, each flow oriented by its initiator: what the :class:`Flow` objects hold,
+    without an object per flow. A day of captures has hundreds of thousands of flows, most of which are only
+    judged by kind and rendered as a row; an object is built for a flow when something asks for it
+    (``table[i]``, :meth:`flows`), and it is the very object :func:`flows_from_table` builds.
+
+    Addresses are in two halves (``*_hi``, ``*_lo``; an IPv4 address in ``*_lo`` with ``*_hi`` zero) beside
+    ``family``; the unified integer of :class:`Flow` (``V6_BASE`` + address for IPv6) is made per flow built."""
+
+    __slots__ = ("cols", "extra_vlans", "n")
+
+    def __init__(self, cols: dict[str, np.ndarray], extra_vlans: dict[int, tuple[int, ...]] | None = None) -> None:
+        self.cols = cols  # one array per field of Flow but src, dst and vlans (see from_keys)
+        self.extra_vlans = extra_vlans or {}  # row -> VLAN ids, for the rows that saw more than their first's
+        self.n = len(cols["proto"])
+
+    @classmethod
+    def from_keys(cls, keys: np.ndarray, c: dict[str, np.ndarray],
+                  extra_vlans: dict[int, tuple[int, ...]] | None = None) -> FlowTable:  # fmt: skip
+        """Oriented columns from a finished table (see :func:`flows_from_table`)."""
+        n = len(keys)
+        if n == 0:
+            return cls({name: np.zeros(0, np.int64) for name in _TABLE_COLS}, extra_vlans)
+        proto = keys["proto"].astype(np.int64)
+        known, s = _initiator(keys, c)
+        r = 1 - s
+        rows = np.arange(n)
+        evs, evr = c["ev"][rows, s], c["ev"][rows, r]
+        hand = ((evs & EV_SYN) != 0) & ((evr & EV_SYNACK) != 0) & ((evs & EV_ACK) != 0)
+        data2 = ((evs & EV_DATA) != 0) & ((evr & EV_DATA) != 0)
+        both = (c["pk"][:, 0] > 0) & (c["pk"][:, 1] > 0)
+        sb = s.astype(bool)
+        v6 = keys["family"] == 6
+        zero = np.uint64(0)
+        lhi, hhi = np.where(v6, keys["lhi"], zero), np.where(v6, keys["hhi"], zero)
+        cols = {
+            "proto": proto, "family": keys["family"].astype(np.int64),
+            "src_hi": np.where(sb, hhi, lhi), "src_lo": np.where(sb, keys["hlo"], keys["llo"]),
+            "sport": np.where(sb, keys["hport"], keys["lport"]).astype(np.int64),
+            "dst_hi": np.where(sb, lhi, hhi), "dst_lo": np.where(sb, keys["llo"], keys["hlo"]),
+            "dport": np.where(sb, keys["lport"], keys["hport"]).astype(np.int64),
+            "initiator_known": known,
+            "pkts_fwd": c["pk"][rows, s], "bytes_fwd": c["by"][rows, s],
+            "pkts_rev": c["pk"][rows, r], "bytes_rev": c["by"][rows, r],
+            "payload_fwd": c["pay"][rows, s], "payload_rev": c["pay"][rows, r],
+            "first_ts": c["tmin"], "last_ts": c["tmax"],
+            "established": np.where(proto == PROTO_TCP, hand | data2, both),
+            "tcp_flags_fwd": (evs >> 16).astype(np.int64), "tcp_flags_rev": (evr >> 16).astype(np.int64),
+            "vlan": c["vlan"].astype(np.int64), "first_pos": c["first_pos"], "reuse": c["reuse"].astype(np.int64),
+        }  # fmt: skip
+        return cls(cols, extra_vlans)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> Flow: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Flow]: ...
+
+    def __getitem__(self, i: int | slice) -> Flow | list[Flow]:
+        if isinstance(i, slice):
+            return self.flows(range(self.n)[i])
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.flows([i % self.n])[0]
+
+    def __iter__(self) -> Iterator[Flow]:
+        return iter(self.flows())
+
+    def addresses(self, end: str, rows: np.ndarray | Sequence[int] | None = None) -> list[int]:
+        """The unified integer addresses of one end (``src`` or ``dst``) of these rows (all by default)."""
+        c = self.cols
+        pick = (lambda a: a) if rows is None else (lambda a: a[rows])
+        lo = pick(c[end + "_lo"]).tolist()
+        six = np.flatnonzero(pick(c["family"]) == 6)
+        if len(six):
+            hi = pick(c[end + "_hi"])[six].tolist()
+            for k, h in zip(six.tolist(), hi, strict=True):
+                lo[k] = V6_BASE + (h << 64 | lo[k])
+        return lo
+
+    def flows(self, rows: Sequence[int] | None = None) -> list[Flow]:
+        """The :class:`Flow` objects of these rows (all by default), in that order."""
+        c = self.cols
+        at = None if rows is None else np.asarray(rows, dtype=np.int64)
+        if at is not None and len(at) == 0:
+            return []
+
+        def col(name: str) -> list:
+            return (c[name] if at is None else c[name][at]).tolist()
+
+        idx = range(self.n) if at is None else at.tolist()
+        vlan = col("vlan")
+        extra = self.extra_vlans
+        vlans = [extra.get(i, (vl,) if vl >= 0 else ()) for i, vl in zip(idx, vlan, strict=True)]
+        known = col("initiator_known")
+        return [
+            Flow(*row)
+            for row in zip(
+                col("proto"), col("family"), self.addresses("src", at), col("sport"), self.addresses("dst", at),
+                col("dport"), known, ["syn" if k else "first-packet" for k in known],
+                col("pkts_fwd"), col("bytes_fwd"), col("pkts_rev"), col("bytes_rev"), col("payload_fwd"),
+                col("payload_rev"), col("first_ts"), col("last_ts"), col("established"), col("tcp_flags_fwd"),
+                col("tcp_flags_rev"), [v if v >= 0 else None for v in vlan], vlans, col("first_pos"), col("reuse"),
+                strict=True,
+            )  # fmt: skip
         ]
-        hi[w] = [
-            V6_BASE + (a << 64 | b) for a, b in zip(keys["hhi"][w].tolist(), keys["hlo"][w].tolist(), strict=True)
-        ]
-    sb = s.astype(bool)
-    src = np.where(sb, hi, lo).tolist()
-    dst = np.where(sb, lo, hi).tolist()
-    sport = np.where(sb, keys["hport"], keys["lport"]).tolist()
-    dport = np.where(sb, keys["lport"], keys["hport"]).tolist()
-    vlan = c["vlan"].tolist()
-    basis = np.where(known, "syn", "first-packet").tolist()
-    return [
-        Flow(*row)
-        for row in zip(
-            proto.tolist(),
-            keys["family"].tolist(),
-            src,
-            sport,
-            dst,
-            dport,
-            known.tolist(),
-            basis,
-            side("pk", s),
-            side("by", s),
-            side("pk", r),
-            side("by", r),
-            side("pay", s),
-            side("pay", r),
-            c["tmin"].tolist(),
-            c["tmax"].tolist(),
-            established,
-            (evs >> 16).tolist(),
-            (evr >> 16).tolist(),
-            [v if v >= 0 else None for v in vlan],
-            vlans,
-            c["first_pos"].tolist(),
-            c["reuse"].tolist(),
-            strict=True,
-        )  # fmt: skip
-    ]
+
+    def report_order(self) -> list[int]:
+        """The rows in the report's order: ``sorted`` by (first_ts, src, dst, sport, dport, proto, reuse) of the
+        flows they stand for (stable), without building them. Unified addresses compare as (IPv6, high, low), and
+        a flow's two addresses are of one family."""
+        c = self.cols
+        v6 = c["family"] == 6
+        return np.lexsort((c["reuse"], c["proto"], c["dport"], c["sport"], c["dst_lo"], c["dst_hi"], c["src_lo"],
+                           c["src_hi"], v6, c["first_ts"])).tolist()  # fmt: skip
+
+
+_TABLE_COLS = ("proto", "family", "src_hi", "src_lo", "sport", "dst_hi", "dst_lo", "dport", "initiator_known",
+               "pkts_fwd", "bytes_fwd", "pkts_rev", "bytes_rev", "payload_fwd", "payload_rev", "first_ts", "last_ts",
+               "established", "tcp_flags_fwd", "tcp_flags_rev", "vlan", "first_pos", "reuse")  # fmt: skip
 
 
 def _initiator(keys: np.ndarray, c: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -561,6 +633,12 @@ def _group(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     inv = np.empty(len(perm), dtype=np.int64)
     inv[perm] = gid
     return perm, starts, inv
+
+
+def group_rows(cols: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_group` of columns of any integer or bool type (each taken as its 64-bit pattern): rows equal in
+    every column are one group; ``perm[starts]`` are each group's first rows, ``inv`` each row's group."""
+    return _group([np.asarray(c).astype(np.uint64, copy=False) for c in cols])
 
 
 def _runs(brk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
