@@ -7,6 +7,7 @@ every packet. Counts and witnesses are checked against the same reference.
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -288,3 +289,14 @@ def test_walking_to_a_packet_is_membership(expr, pkts, default, rule_list):
         for p in pkts:
             if p.proto in (6, 17):
                 assert SPACE.holds_packet(u, p.src, p.dst, p.proto, p.sport, p.dport) == contains(u, p), p
+        # and all at once, from a flow table's columns (an IPv4 address in the low half, the high half zero)
+        ported = [p for p in pkts if p.proto in (6, 17)]
+
+        def halves(addrs: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            bits = [a - V6_BASE if a >= V6_BASE else a for a in addrs]
+            return np.array([b >> 64 for b in bits], np.uint64), np.array([b & (2**64 - 1) for b in bits], np.uint64)
+
+        held = SPACE.holds_packets(u, np.array([p.src >= V6_BASE for p in ported], bool),
+                                   *halves([p.src for p in ported]), *halves([p.dst for p in ported]),
+                                   [p.proto for p in ported], [p.sport for p in ported], [p.dport for p in ported])
+        assert held is not None and held.tolist() == [contains(u, p) for p in ported]

@@ -43,6 +43,7 @@ MAX_EXAMPLES = 5
 MAX_DENIED_CACHE = 200_000
 MAX_JUDGE_CACHE = 1 << 16  # addresses and flow kinds remembered by a Judge (a hostile capture has many)
 _UNSEEN = object()
+_PORT_PROTO_NUMBERS = [p for lo, hi in PORT_PROTOS for p in range(lo, hi + 1)]
 UNSEEN_INITIATOR = "initiator not seen (no SYN): the first packet's sender is taken as the initiator"
 
 
@@ -214,16 +215,46 @@ class Judge:
         no_path = np.zeros(n, bool)
         asked = np.flatnonzero(np.array([k[4] for k in kinds], bool)[kind])
         if len(asked):
-            srcs, dsts = table.addresses("src", asked), table.addresses("dst", asked)
-            for i, src, dst, proto, sport, dport in zip(asked.tolist(), srcs, dsts, c["proto"][asked].tolist(),
-                                                        c["sport"][asked].tolist(), c["dport"][asked].tolist(),
-                                                        strict=True):  # fmt: skip
-                a, b = kinds[kind[i]][:2]
-                if not self.path_exists(a, b):  # type: ignore[arg-type]
-                    no_path[i] = denied[i] = True
-                else:
-                    denied[i] = self.denied_packet(a, b, src, dst, proto, sport, dport)  # type: ignore[arg-type]
+            pair_of = {(k[0], k[1]) for k in kinds if k[4]}
+            pair_id = {pair: i for i, pair in enumerate(pair_of)}
+            by_kind = np.array([pair_id.get((k[0], k[1]), -1) for k in kinds], np.int64)
+            pairs = by_kind[kind[asked]]
+            for (a, b), i in pair_id.items():
+                rows = asked[pairs == i]
+                denied[rows] = self._denied_rows(table, rows, a, b, no_path)  # type: ignore[arg-type]
         return VerdictTable(table, kinds, kind, denied, no_path)
+
+    def _denied_rows(self, table: FlowTable, rows: np.ndarray, a: str, b: str, no_path: np.ndarray) -> np.ndarray:
+        """:meth:`denied` for these rows of ``table``, all from segment ``a`` to ``b`` (``no_path`` is set where
+        no device joins the two): a TCP/UDP packet's membership is walked in one call for all of them
+        (:meth:`PacketSpace.holds_packets`) where :meth:`denied_packet` would walk it, the rest one by one."""
+        out = np.ones(len(rows), bool)
+        if not self.path_exists(a, b):
+            no_path[rows] = True
+            return out
+        reach = self.reach(a).get(b)
+        if reach is None:
+            return out
+        c = table.cols
+        proto = c["proto"][rows]
+        rest = np.ones(len(rows), bool)
+        if self._walkable(a, b, reach):
+            ports = np.isin(proto, _PORT_PROTO_NUMBERS)
+            at = rows[ports]
+            held = self.ctx.space.holds_packets(self._rv(a, b, reach), c["family"][at] == 6, c["src_hi"][at],
+                                                c["src_lo"][at], c["dst_hi"][at], c["dst_lo"][at], proto[ports],
+                                                c["sport"][at], c["dport"][at])  # fmt: skip
+            if held is not None:
+                out[ports] = ~held
+                rest = ~ports
+        one = np.flatnonzero(rest)
+        if len(one):
+            at = rows[one]
+            fields = (table.addresses("src", at), table.addresses("dst", at), c["proto"][at].tolist(),
+                      c["sport"][at].tolist(), c["dport"][at].tolist())  # fmt: skip
+            for k, src, dst, p, sport, dport in zip(one.tolist(), *fields, strict=True):
+                out[k] = self.denied_packet(a, b, src, dst, p, sport, dport)
+        return out
 
     def _judge(self, flow: Flow) -> Kind:
         """A flow's segments, verdict and notes, and whether the rules must be asked about it (established,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..model.addresses import V6_BASE, IntervalSet
 from .decode import BATCH_DTYPE, FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_CONTROL, decode_frame
-from .flows import Flow, FlowTable
+from .flows import Flow, FlowTable, group_rows
 from .fragments import Defragmenter, Reassembled, key_addresses
 from .native import enabled, loops
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
@@ -610,20 +610,21 @@ class Harvest:
             at = np.searchsorted(starts, p[which + "4"].astype(np.int64), side="right") - 1
             out[v4] = bits[at[v4]]
         rows6 = np.flatnonzero(fam == 6)
-        if len(rows6):  # IPv6 is a few percent of traffic: one set test per distinct address
-            hi = p[which + "6hi"][rows6].tolist()
-            lo = p[which + "6lo"][rows6].tolist()
+        if len(rows6):  # IPv6 is a few percent of traffic, on few hosts: one set test per distinct address
+            hi, lo = p[which + "6hi"][rows6], p[which + "6lo"][rows6]
+            perm, starts, inv = group_rows([hi, lo])
+            firsts = perm[starts]
             cache = self._roles6
             if len(cache) > _MAX_PLANS:
                 cache.clear()
             vals = []
-            for h, l6 in zip(hi, lo, strict=True):
+            for h, l6 in zip(hi[firsts].tolist(), lo[firsts].tolist(), strict=True):
                 bits = cache.get((h, l6))
                 if bits is None:
                     addr = V6_BASE + (h << 64 | l6)
                     bits = cache[(h, l6)] = sum(1 << i for i, s in enumerate(self._sets) if addr in s)
                 vals.append(bits)
-            out[rows6] = np.array(vals, dtype=np.uint64)
+            out[rows6] = np.array(vals, dtype=np.uint64)[inv]
         return out
 
     def add(self, batch: Batch) -> None:

@@ -598,6 +598,47 @@ static void set_bits(uint8_t *b, const int32_t *idx, int n, uint64_t hi, uint64_
     }
 }
 
+/* Check a layout of variable indices (see evaluate_packet); 0 with an exception set when it is unusable. */
+static int layout_ok(const Py_buffer *layout, const char *what) {
+    if (layout->len != LAYOUT_BITS * 4) {
+        PyErr_Format(PyExc_ValueError, "%s: a layout of the wrong size", what);
+        return 0;
+    }
+    const int32_t *idx = (const int32_t *)layout->buf;
+    for (int k = 0; k < LAYOUT_BITS; k++) {
+        if (idx[k] < 0 || idx[k] >= MAX_POINT_VARS) {
+            PyErr_Format(PyExc_ValueError, "%s: a variable index out of range", what);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The value of f at one packet's assignment: the packet's bits set in a bit map, then one walk from the root. */
+static int walk_packet(DdManager *dd, DdNode *f, const int32_t *idx, int s6, uint64_t shi, uint64_t slo, int d6,
+                       uint64_t dhi, uint64_t dlo, int proto, int sport, int dport) {
+    uint8_t b[MAX_POINT_VARS / 8];
+    memset(b, 0, sizeof b);
+    if (s6) b[idx[0] >> 3] |= (uint8_t)(1u << (idx[0] & 7));
+    set_bits(b, idx + 1, 128, shi, slo);
+    if (d6) b[idx[129] >> 3] |= (uint8_t)(1u << (idx[129] & 7));
+    set_bits(b, idx + 130, 128, dhi, dlo);
+    set_bits(b, idx + 258, 8, 0, (uint64_t)(proto & 0xFF));
+    set_bits(b, idx + 266, 16, 0, (uint64_t)(sport & 0xFFFF));
+    set_bits(b, idx + 282, 16, 0, (uint64_t)(dport & 0xFFFF));
+    DdNode *one = cudd_read_one(dd);
+    int comp = 0;
+    for (;;) {
+        comp ^= IS_COMPLEMENT(f);
+        DdNode *r = REGULAR(f);
+        if (r == one)
+            break;
+        uint32_t i = r->index;
+        f = (i < MAX_POINT_VARS && (b[i >> 3] >> (i & 7)) & 1) ? r->T : r->E;
+    }
+    return !comp;
+}
+
 static PyObject *py_evaluate_packet(PyObject *self, PyObject *args) {
     PyObject *mgr_obj;
     unsigned long long u, shi, slo, dhi, dlo;
@@ -610,38 +651,66 @@ static PyObject *py_evaluate_packet(PyObject *self, PyObject *args) {
     DdManager *dd = PyLong_AsVoidPtr(mgr_obj);
     if (!dd)
         goto done;
-    if (u < 2 || layout.len != LAYOUT_BITS * 4) {
-        PyErr_SetString(PyExc_ValueError, "evaluate_packet: not a dd node number, or a layout of the wrong size");
+    if (u < 2) {
+        PyErr_SetString(PyExc_ValueError, "evaluate_packet: not a dd node number");
         goto done;
     }
-    const int32_t *idx = (const int32_t *)layout.buf;
-    for (int k = 0; k < LAYOUT_BITS; k++) {
-        if (idx[k] < 0 || idx[k] >= MAX_POINT_VARS) {
-            PyErr_SetString(PyExc_ValueError, "evaluate_packet: a variable index out of range");
+    if (!layout_ok(&layout, "evaluate_packet"))
+        goto done;
+    result = PyBool_FromLong(walk_packet(dd, (DdNode *)(uintptr_t)(u - 2), (const int32_t *)layout.buf, s6, shi,
+                                         slo, d6, dhi, dlo, proto, sport, dport));
+done:
+    PyBuffer_Release(&layout);
+    return result;
+}
+
+/* evaluate_packets(mgr, u, layout, v6, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport, out):
+ * evaluate_packet for n packets at once: ``v6`` (uint8: both addresses IPv6), the addresses' halves (uint64,
+ * as evaluate_packet takes them: an IPv4 address in the top 32 bits of the high half), ``proto``, ``sport`` and
+ * ``dport`` (int64) hold n values each; ``out`` (uint8, n, writable) gets 1 where u holds the packet. */
+static PyObject *py_evaluate_packets(PyObject *self, PyObject *args) {
+    PyObject *mgr_obj, *objs[9];
+    unsigned long long u;
+    Py_buffer layout, bufs[9];
+    static const Py_ssize_t sizes[9] = {1, 8, 8, 8, 8, 8, 8, 8, 1};
+    static const char *names[9] = {"v6", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport", "out"};
+    if (not_bound() || !PyArg_ParseTuple(args, "OKy*OOOOOOOOO", &mgr_obj, &u, &layout, &objs[0], &objs[1], &objs[2],
+                                         &objs[3], &objs[4], &objs[5], &objs[6], &objs[7], &objs[8]))
+        return NULL;
+    PyObject *result = NULL;
+    int got = 0;
+    DdManager *dd = PyLong_AsVoidPtr(mgr_obj);
+    if (!dd)
+        goto done;
+    if (u < 2) {
+        PyErr_SetString(PyExc_ValueError, "evaluate_packets: not a dd node number");
+        goto done;
+    }
+    if (!layout_ok(&layout, "evaluate_packets"))
+        goto done;
+    for (; got < 9; got++)
+        if (get_buffer(objs[got], &bufs[got], got == 8, sizes[got], names[got]) < 0)
+            goto done;
+    Py_ssize_t n = bufs[0].len;
+    for (int k = 1; k < 9; k++)
+        if (bufs[k].len / sizes[k] != n) {
+            PyErr_Format(PyExc_ValueError, "evaluate_packets: %s does not have one value per packet", names[k]);
             goto done;
         }
-    }
-    uint8_t b[MAX_POINT_VARS / 8];
-    memset(b, 0, sizeof b);
-    if (s6) b[idx[0] >> 3] |= (uint8_t)(1u << (idx[0] & 7));
-    set_bits(b, idx + 1, 128, shi, slo);
-    if (d6) b[idx[129] >> 3] |= (uint8_t)(1u << (idx[129] & 7));
-    set_bits(b, idx + 130, 128, dhi, dlo);
-    set_bits(b, idx + 258, 8, 0, (uint64_t)(proto & 0xFF));
-    set_bits(b, idx + 266, 16, 0, (uint64_t)(sport & 0xFFFF));
-    set_bits(b, idx + 282, 16, 0, (uint64_t)(dport & 0xFFFF));
-    DdNode *one = cudd_read_one(dd), *f = (DdNode *)(uintptr_t)(u - 2);
-    int comp = 0;
-    for (;;) {
-        comp ^= IS_COMPLEMENT(f);
-        DdNode *r = REGULAR(f);
-        if (r == one)
-            break;
-        uint32_t i = r->index;
-        f = (i < MAX_POINT_VARS && (b[i >> 3] >> (i & 7)) & 1) ? r->T : r->E;
-    }
-    result = PyBool_FromLong(!comp);
+    const uint8_t *v6 = bufs[0].buf;
+    const uint64_t *shi = bufs[1].buf, *slo = bufs[2].buf, *dhi = bufs[3].buf, *dlo = bufs[4].buf;
+    const int64_t *proto = bufs[5].buf, *sport = bufs[6].buf, *dport = bufs[7].buf;
+    uint8_t *out = bufs[8].buf;
+    const int32_t *idx = (const int32_t *)layout.buf;
+    DdNode *f = (DdNode *)(uintptr_t)(u - 2);
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = (uint8_t)walk_packet(dd, f, idx, v6[i], shi[i], slo[i], v6[i], dhi[i], dlo[i], (int)proto[i],
+                                      (int)sport[i], (int)dport[i]);
+    result = Py_None;
+    Py_INCREF(result);
 done:
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&bufs[k]);
     PyBuffer_Release(&layout);
     return result;
 }
@@ -681,6 +750,7 @@ static PyMethodDef methods[] = {
     {"transfer", py_transfer, METH_VARARGS, "transfer(src, dst, nodes, out): copy nodes between managers."},
     {"meets", py_meets, METH_VARARGS, "meets(mgr, u, v): whether two sets (dd's ints) share a packet."},
     {"evaluate_packet", py_evaluate_packet, METH_VARARGS, "The value of a set at one TCP/UDP packet."},
+    {"evaluate_packets", py_evaluate_packets, METH_VARARGS, "evaluate_packet for many packets at once."},
     {"deref", py_deref, METH_VARARGS, "deref(mgr, nodes): release one reference of each node."},
     {NULL, NULL, 0, NULL},
 };

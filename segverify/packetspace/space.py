@@ -13,7 +13,7 @@ import warnings
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._dd import cudd
 
@@ -35,6 +35,9 @@ from ..model.rules import (
     Packet,
 )
 from . import kernel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BDD = Any  # dd.cudd.Function; dd ships no type stubs
 Run = tuple[int, bytes]  # literals of consecutive variables: (index of the first, one byte 0/1 each)
@@ -415,6 +418,27 @@ class PacketSpace:
         d6, dhi, dlo = _split128(dst)
         return bool(self.ops.evaluate_packet(self.manager, int(u), self._packet_layout, s6, shi, slo, d6, dhi, dlo,
                                              proto, sport, dport))
+
+    def holds_packets(self, u: BDD, v6: np.ndarray, src_hi: np.ndarray, src_lo: np.ndarray, dst_hi: np.ndarray,
+                      dst_lo: np.ndarray, proto: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray | None:
+        """:meth:`holds_packet` for many TCP/UDP packets, in one call (a flow table's): per packet, whether ``u``
+        holds it. Addresses in two 64-bit halves, an IPv4 address in the low half (as a flow table keeps them).
+        None without the C module."""
+        if self.ops is None or self._packet_layout is None:
+            return None
+        import numpy as np  # here: ``check`` never needs it
+
+        six = np.asarray(v6, dtype=bool)
+        u64 = np.uint64
+        shi = np.where(six, src_hi, np.asarray(src_lo, dtype=u64) << u64(32)).astype(u64)
+        dhi = np.where(six, dst_hi, np.asarray(dst_lo, dtype=u64) << u64(32)).astype(u64)
+        slo = np.where(six, src_lo, 0).astype(u64)
+        dlo = np.where(six, dst_lo, 0).astype(u64)
+        out = np.zeros(len(six), np.uint8)
+        i64 = np.int64
+        self.ops.evaluate_packets(self.manager, int(u), self._packet_layout, six.astype(np.uint8), shi, slo, dhi, dlo,
+                                  np.asarray(proto, i64), np.asarray(sport, i64), np.asarray(dport, i64), out)
+        return out.astype(bool)
 
     @functools.cached_property
     def _packet_layout(self) -> bytes | None:
