@@ -9,6 +9,7 @@ its bytes) is said so, and the result becomes ``incomplete``: never clean by def
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -219,6 +220,21 @@ class _Probe:
     dst_segment: str | None
 
 
+def port_bounds(channels: Sequence[Channel]) -> list[int]:
+    """Where a destination port can change what :func:`plan` says: the first port of every range a channel names
+    and the port after its last. Every port between two bounds is in the same ranges, and :func:`plan` reads the
+    destination port only to test it against them (``ports_cover``), so it says the same for all of them."""
+    bounds: set[int] = set()
+    for ch in channels:
+        for leg in (ch.inbound, ch.outbound):
+            specs = ch.ports + (leg.ports if leg is not None else ())
+            for spec in specs:
+                if spec.ports is not None:
+                    for lo, hi in spec.ports:
+                        bounds.update((lo, hi + 1))
+    return sorted(bounds)
+
+
 def harvester(topo: Topology, channels: Sequence[Channel], segment: Callable[[int], str | None]) -> Harvest | None:
     """A :class:`Harvest` that takes, during the header pass, the packets :func:`inspect_channels` reads;
     None when the channels give nothing to inspect or too many address-set pairs to test in bulk.
@@ -240,17 +256,20 @@ def harvester(topo: Topology, channels: Sequence[Channel], segment: Callable[[in
     if not pairs or len(pairs) > MAX_PAIR_SETS:
         return None
 
-    # plan() reads neither source port: one answer per (source, destination, protocol, destination port), which
-    # a client's connections from many ephemeral ports share (bounded for hostile captures)
+    # plan() reads neither source port, and the destination port only to test it against the channels' port
+    # ranges: one answer per (source, destination, protocol, stretch of ports between two range bounds), which a
+    # client's connections share, and both directions of a pair's connections (bounded for hostile captures)
     known: dict[tuple[int, int, int, int], str | None] = {}
+    bounds = port_bounds(channels)
 
     def how(s: int, d: int, proto: int, dp: int) -> str | None:
-        hit = known.get((s, d, proto, dp), _UNKNOWN)
+        key = (s, d, proto, bisect.bisect_right(bounds, dp))
+        hit = known.get(key, _UNKNOWN)
         if hit is _UNKNOWN:
             if len(known) >= MAX_PLAN_CACHE:
                 known.clear()
             which = plan(topo, channels, _Probe(_ProbeFlow(s, 0, d, dp, proto), segment(s), segment(d)))  # type: ignore[arg-type]
-            hit = known[(s, d, proto, dp)] = None if which is None else which[1]
+            hit = known[key] = None if which is None else which[1]
         return hit  # type: ignore[return-value]
 
     def whats(key: frozenset[tuple[int, int]], proto: int) -> set[str]:

@@ -221,3 +221,53 @@ def test_the_plan_of_a_flow_does_not_depend_on_its_source_port(pair: tuple, spor
                     0x12, 0x12, None, (), 0, 0)
         got.add(plan(TOPO, JUDGE.channels, JUDGE.judge(flow)))
     assert len(got) == 1
+
+
+def _ranged_topology(tmp_path_factory):
+    text = (ROOT / "topologies" / "alpha-city.yaml").read_text(encoding="utf-8")
+    for old, new in (("ports: [tcp/3389]", "ports: [tcp/3389-3391, udp/3389]"),
+                     ("outbound: {peers: [lg], ports: [tcp/443]}", "outbound: {peers: [lg], ports: [tcp/440-443]}")):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path_factory.mktemp("ranged") / "city.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_topology(str(path))
+
+
+HOST_ADDRS = [addr_to_int(a) for a in ("10.20.10.11", "10.30.0.10", "10.40.0.10", "10.20.1.25", "10.20.1.30",
+                                       "10.30.1.25", "10.10.0.5", "fd00:20:0:10::11")]  # fmt: skip
+EDGE_PORTS = [3388, 3389, 3390, 3391, 3392, 439, 440, 443, 444, 24, 25, 26, 21, 0, 65535, 50000]
+
+
+def _plans(tmp_path_factory):
+    """The harvest's pair plans, and the same asked for every port on its own (every port its own stretch)."""
+    from unittest import mock
+
+    from segverify.analysis import inspect
+
+    topo = _ranged_topology(tmp_path_factory)
+    judge = Judge(topo)
+    stretched = harvester(topo, judge.channels, lambda a: judge.segment(a, None))
+    with mock.patch.object(inspect, "port_bounds", lambda channels: list(range(65537))):
+        exact = harvester(topo, judge.channels, lambda a: judge.segment(a, None))
+    assert stretched is not None and exact is not None
+    return stretched._plan_key, exact._plan_key
+
+
+def test_a_pairs_plan_is_the_same_for_every_port_between_two_range_bounds(tmp_path_factory) -> None:
+    """The harvest plans a pair once per stretch of destination ports between two bounds of the channels' port
+    ranges: the same plan as one asked for each port, for every host pair and port at and around the bounds,
+    asked in increasing and then decreasing order of port (a stretch's first answer is the one remembered)."""
+    for ports in (EDGE_PORTS, EDGE_PORTS[::-1]):
+        stretched, exact = _plans(tmp_path_factory)
+        planned_any = 0
+        for a in HOST_ADDRS:
+            for b in HOST_ADDRS:
+                if a == b or (a >= V6_BASE) != (b >= V6_BASE):
+                    continue
+                for pb in ports:
+                    key = frozenset(((a, 50001), (b, pb)))
+                    want = exact(key)
+                    assert stretched(key) == want, (a, b, pb)
+                    planned_any += want is not None
+        assert planned_any > 0
