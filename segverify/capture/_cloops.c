@@ -633,6 +633,78 @@ done:
     return res;
 }
 
+/* flow_sums(recs, inv, side, ids, pk, by, pay, ev, tmin, tmax)
+ *
+ * The flow table's per-packet sums of one batch (segverify.capture.flows.FlowBuilder._add), in one pass: record i
+ * belongs to group inv[i] (int64), which is flow ids[inv[i]] (int64), on key side side[i] (uint8, 0 or 1). Per
+ * flow f and side s (int64 [f * 2 + s]): packets pk, wire bytes by, payload bytes pay, and (uint32) the OR of the
+ * event bits ev (TCP flags << 16, payload, pure SYN, SYN-ACK, pure ACK); per flow (int64 [f]): first and last
+ * time tmin, tmax. Every index is checked against its array. */
+#define TCP_SYN 0x02
+#define TCP_ACK 0x10
+#define EV_SYN 1
+#define EV_SYNACK 2
+#define EV_ACK 4
+#define EV_DATA 8
+static PyObject *flow_sums(PyObject *self, PyObject *args) {
+    Py_buffer recs, inv, side, ids, pk, by, pay, ev, tmin, tmax;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*w*w*w*w*w*", &recs, &inv, &side, &ids, &pk, &by, &pay, &ev, &tmin, &tmax))
+        return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t n = recs.len / (Py_ssize_t)sizeof(Rec), groups = ids.len / 8, flows = tmin.len / 8;
+    if (!need(&inv, n * 8, "inv") || !need(&side, n, "side") || !need(&tmax, flows * 8, "tmax") ||
+        !need(&pk, flows * 16, "pk") || !need(&by, flows * 16, "by") || !need(&pay, flows * 16, "pay") ||
+        !need(&ev, flows * 8, "ev"))
+        goto done;
+    const Rec *r = (const Rec *)recs.buf;
+    const int64_t *iv = (const int64_t *)inv.buf, *fid = (const int64_t *)ids.buf;
+    const uint8_t *sd = (const uint8_t *)side.buf;
+    int64_t *cpk = (int64_t *)pk.buf, *cby = (int64_t *)by.buf, *cpay = (int64_t *)pay.buf;
+    int64_t *cmin = (int64_t *)tmin.buf, *cmax = (int64_t *)tmax.buf;
+    uint32_t *cev = (uint32_t *)ev.buf;
+    for (Py_ssize_t g = 0; g < groups; g++)
+        if (fid[g] < 0 || fid[g] >= flows) {
+            PyErr_SetString(PyExc_ValueError, "flow_sums: a flow id outside the columns");
+            goto done;
+        }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (iv[i] < 0 || iv[i] >= groups || sd[i] > 1) {
+            PyErr_SetString(PyExc_ValueError, "flow_sums: a group outside ids, or a side other than 0 or 1");
+            goto done;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Rec *q = r + i;
+        int64_t f = fid[iv[i]], at = f * 2 + sd[i];
+        uint32_t flags = q->tcp_flags, e = (flags << 16) | (q->pay_len > 0 ? EV_DATA : 0);
+        if (q->proto == 6) {
+            uint32_t sa = flags & (TCP_SYN | TCP_ACK);
+            e |= sa == TCP_SYN ? EV_SYN : sa == (TCP_SYN | TCP_ACK) ? EV_SYNACK : sa == TCP_ACK ? EV_ACK : 0;
+        }
+        cpk[at] += 1;
+        cby[at] += q->wirelen;
+        cpay[at] += q->pay_len;
+        cev[at] |= e;
+        if (q->ts < cmin[f]) cmin[f] = q->ts;
+        if (q->ts > cmax[f]) cmax[f] = q->ts;
+    }
+    Py_END_ALLOW_THREADS
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    PyBuffer_Release(&recs);
+    PyBuffer_Release(&inv);
+    PyBuffer_Release(&side);
+    PyBuffer_Release(&ids);
+    PyBuffer_Release(&pk);
+    PyBuffer_Release(&by);
+    PyBuffer_Release(&pay);
+    PyBuffer_Release(&ev);
+    PyBuffer_Release(&tmin);
+    PyBuffer_Release(&tmax);
+    return res;
+}
+
 /* tcp_runs(recs, table, head) -> how many records join a run an earlier record began
  *
  * The harvest's runs (segverify.capture.collect.Harvest._take): rows of one TCP stream (one sender of one exact
@@ -802,6 +874,7 @@ static PyMethodDef methods[] = {
     {"select_pairs", select_pairs, METH_VARARGS, "The harvest's candidate test over decoded records."},
     {"quiet_drop", quiet_drop, METH_VARARGS, "The harvest's bulk drop test over decoded records."},
     {"group_flows", group_flows, METH_VARARGS, "The flow table's per-batch grouping by exact key."},
+    {"flow_sums", flow_sums, METH_VARARGS, "The flow table's per-packet sums of one batch."},
     {"tcp_runs", tcp_runs, METH_VARARGS, "The harvest's runs of in-order TCP segments."},
     {"gather", gather, METH_VARARGS, "Rows' bytes of a buffer, back to back."},
     {"keep_read_blocks", keep_read_blocks, METH_VARARGS, "Keep freed blocks of up to this size for reuse (glibc)."},

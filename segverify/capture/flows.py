@@ -298,25 +298,13 @@ class FlowBuilder:
             c["vlan"][new] = p["vlan"][fpk]
 
         # --- per (group, side) sums, and per-group reductions over the group-sorted order
-        gs = inv * 2 + side
-        m2 = 2 * G
-        c["pk"][ids] += np.bincount(gs, minlength=m2).reshape(G, 2)
-        c["by"][ids] += np.bincount(gs, weights=p["wirelen"], minlength=m2).astype(np.int64).reshape(G, 2)
-        paylen = p["pay_len"]
-        c["pay"][ids] += np.bincount(gs, weights=paylen, minlength=m2).astype(np.int64).reshape(G, 2)
-        ev = (flags << 16) | (paylen > 0).astype(np.uint32) * EV_DATA
-        if tcp.any():
-            ev |= pure.astype(np.uint32) * EV_SYN
-            ev |= (tcp & (synack == (TCP_SYN | TCP_ACK))).astype(np.uint32) * EV_SYNACK
-            ev |= (tcp & (synack == TCP_ACK)).astype(np.uint32) * EV_ACK
-        evp = ev[perm]
-        sdp = side[perm]
-        zero = np.uint32(0)
-        c["ev"][ids, 0] |= np.bitwise_or.reduceat(np.where(sdp, zero, evp), starts)
-        c["ev"][ids, 1] |= np.bitwise_or.reduceat(np.where(sdp, evp, zero), starts)
-        tsp = p["ts"][perm]
-        c["tmin"][ids] = np.minimum(c["tmin"][ids], np.minimum.reduceat(tsp, starts))
-        c["tmax"][ids] = np.maximum(c["tmax"][ids], np.maximum.reduceat(tsp, starts))
+        cl = loops() if enabled() else None
+        if cl is not None:  # in one compiled pass over the packets, straight into the flow columns
+            cl.flow_sums(np.ascontiguousarray(p), np.ascontiguousarray(inv, dtype=np.int64),
+                         np.ascontiguousarray(side, dtype=np.uint8), np.ascontiguousarray(ids, dtype=np.int64),
+                         c["pk"], c["by"], c["pay"], c["ev"], c["tmin"], c["tmax"])  # fmt: skip
+        else:
+            self._sums(p, side, perm, starts, inv, ids, G, flags, tcp, synack, pure)
 
         # --- first and last pure SYN per group (initiator; reuse detection across batches)
         if len(syn_idx):
@@ -336,6 +324,32 @@ class FlowBuilder:
             for gi, v in zip((pairs // 8192).tolist(), (pairs % 8192 - 1).tolist(), strict=True):
                 fid = int(ids[gi])
                 self._vlans.setdefault(fid, {int(c["vlan"][fid])}).add(v)
+
+    def _sums(self, p: np.ndarray, side: np.ndarray, perm: np.ndarray, starts: np.ndarray, inv: np.ndarray,
+              ids: np.ndarray, G: int, flags: np.ndarray, tcp: np.ndarray, synack: np.ndarray,
+              pure: np.ndarray) -> None:  # fmt: skip
+        """The per-packet sums of a batch in numpy (``_cloops.flow_sums`` without the C module): packets, bytes,
+        payload and event bits per flow and key side, first and last time per flow."""
+        c = self._g.cols
+        gs = inv * 2 + side
+        m2 = 2 * G
+        c["pk"][ids] += np.bincount(gs, minlength=m2).reshape(G, 2)
+        c["by"][ids] += np.bincount(gs, weights=p["wirelen"], minlength=m2).astype(np.int64).reshape(G, 2)
+        paylen = p["pay_len"]
+        c["pay"][ids] += np.bincount(gs, weights=paylen, minlength=m2).astype(np.int64).reshape(G, 2)
+        ev = (flags << 16) | (paylen > 0).astype(np.uint32) * EV_DATA
+        if tcp.any():
+            ev |= pure.astype(np.uint32) * EV_SYN
+            ev |= (tcp & (synack == (TCP_SYN | TCP_ACK))).astype(np.uint32) * EV_SYNACK
+            ev |= (tcp & (synack == TCP_ACK)).astype(np.uint32) * EV_ACK
+        evp = ev[perm]
+        sdp = side[perm]
+        zero = np.uint32(0)
+        c["ev"][ids, 0] |= np.bitwise_or.reduceat(np.where(sdp, zero, evp), starts)
+        c["ev"][ids, 1] |= np.bitwise_or.reduceat(np.where(sdp, evp, zero), starts)
+        tsp = p["ts"][perm]
+        c["tmin"][ids] = np.minimum(c["tmin"][ids], np.minimum.reduceat(tsp, starts))
+        c["tmax"][ids] = np.maximum(c["tmax"][ids], np.maximum.reduceat(tsp, starts))
 
     def _grouping(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Each packet's side of its flow key, the packets in group order (``perm``, ``starts``), each packet's

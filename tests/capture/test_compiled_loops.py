@@ -398,7 +398,7 @@ def _flow_batches(draw: st.DrawFn) -> list[np.ndarray]:
             p["seq"][i] = draw(st.sampled_from([1, 2, 1000]))
             p["pay_len"][i] = draw(st.sampled_from([0, 10]))
             p["wirelen"][i] = 60 + int(p["pay_len"][i])
-            p["ts"][i] = pos * 1000
+            p["ts"][i] = draw(st.sampled_from([pos * 1000, 5, 10**12]))  # out of order: first and last times
             p["pos"][i] = pos
             p["vlan"][i] = draw(st.sampled_from([-1, -1, 10, 20]))
             pos += 100
@@ -412,6 +412,23 @@ def test_random_flow_tables_same_both_ways(batches: list[np.ndarray]) -> None:
     """Port reuse across batches, both families, a host talking to itself, VLANs: the same flows."""
     assert native.loops() is not None
     assert _flow_table(batches, True) == _flow_table(batches, False)
+
+
+def test_flow_sums_refuses_indices_outside_its_arrays() -> None:
+    cl = native.loops()
+    assert cl is not None
+    p = np.zeros(2, dtype=D.BATCH_DTYPE)
+    cols = [np.zeros((4, 2), np.int64), np.zeros((4, 2), np.int64), np.zeros((4, 2), np.int64),
+            np.zeros((4, 2), np.uint32), np.zeros(4, np.int64), np.zeros(4, np.int64)]  # fmt: skip
+    side = np.zeros(2, np.uint8)
+    for inv, ids, sd, what in ((np.array([0, 1]), np.array([0]), side, "group"),
+                               (np.array([0, 0]), np.array([4]), side, "flow id"),
+                               (np.array([0, 0]), np.array([-1]), side, "flow id"),
+                               (np.array([0, 0]), np.array([0]), np.array([0, 2], np.uint8), "side")):
+        with pytest.raises(ValueError, match=what):
+            cl.flow_sums(p, inv, sd, ids, *cols)
+    cl.flow_sums(p, np.array([0, 0]), side, np.array([3]), *cols)
+    assert cols[0][3].tolist() == [2, 0] and not cols[0][:3].any()
 
 
 def test_compiled_candidate_test_refuses_short_ipv6_roles() -> None:
