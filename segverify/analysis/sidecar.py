@@ -18,6 +18,7 @@ process to inspect as before, reading the captures again: never a flow uninspect
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import multiprocessing
 import os
@@ -245,6 +246,9 @@ def _serve(harvest: Harvest, topo: Topology, channels: Sequence[Channel],
     parent_end.close()
     blocks.in_child()
     load_inspectors()  # while the main process reads the first blocks: inspection will not wait for them
+    # What this process inherited (modules, the topology and its rules) lives to its end: the collector need not
+    # walk it (its full collections did, 0.02 s of this process's CPU at 1M packets of the bench)
+    gc.freeze()
     try:
         _loop(harvest, topo, channels, segment, conn, blocks)
     except Exception:  # noqa: BLE001 - see the docstring: the main process falls back, exactly
