@@ -167,6 +167,8 @@ def planned(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[Flow
     """The flows a channel inspects (see :func:`plan`): their indices in ``verdicts``, and the work."""
     index: list[int] = []
     work: Work = []
+    if not channels:
+        return index, work
     for i, v in enumerate(verdicts):
         which = plan(topo, channels, v)
         if which is not None:
@@ -182,11 +184,12 @@ def from_harvest(harvest: Harvest, work: Work) -> Collected:
 
 
 def inspect_channels(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
-                     captures: Sequence[str], harvest: Harvest | None = None) -> Inspection:
+                     captures: Sequence[str], harvest: Harvest | None = None, work: Work | None = None) -> Inspection:
     """Inspect every flow a permitted channel carries (see :func:`plan`). Their packets come from
     ``harvest`` (taken during the header pass, see :func:`harvester`) when it is usable, else from one more
-    pass over the captures: the same packets either way."""
-    _, work = planned(topo, channels, verdicts)
+    pass over the captures: the same packets either way. ``work``: the verdicts' plan, when the caller has it."""
+    if work is None:
+        _, work = planned(topo, channels, verdicts)
     if not work:
         return Inspection()
     if harvest is not None and harvest.usable:

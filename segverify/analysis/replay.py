@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..capture.blocks import SharedBlocks
     from ..capture.collect import Harvest
-    from .inspect import Inspection
+    from .inspect import Inspection, Work
     from .sidecar import HarvestSidecar
 
 MAX_EXAMPLES = 5
@@ -174,64 +174,69 @@ class Judge:
         endpoint is mapped to its segment once; a flow inside one family (or with an address in no segment) is
         of a kind that its two segments and how it was seen decide (:meth:`_plain_kind`); one flow of each
         other kind is built and judged (:meth:`kind`); and the rules are asked only about the flows whose kind
-        needs it (established, between two segments)."""
-        n = len(table)
-        c = table.cols
-        if n == 0:
+        needs it (established, between two segments), for all the flows of a segment pair at once."""
+        if not len(table):
             return VerdictTable(table, [], np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
-        names: dict[str | None, int] = {}
+        kinds, kind = self._kinds(table)
+        denied, no_path = self._denials(table, kinds, kind)
+        return VerdictTable(table, kinds, kind, denied, no_path)
+
+    def _kinds(self, table: FlowTable) -> tuple[list[Kind], np.ndarray]:
+        """The distinct kinds of the table's flows, and each flow's kind (an index into them)."""
+        c = table.cols
+        names: dict[str | None, int] = {}  # the segments (None: no segment), numbered as first met
         ends = []
         for end in ("src", "dst"):
             perm, starts, inv = group_rows([c["family"], c[end + "_hi"], c[end + "_lo"], c["vlan"]])
             at = perm[starts]
-            vlans = c["vlan"][at].tolist()
             segs = [self.segment(addr, vl if vl >= 0 else None)
-                    for addr, vl in zip(table.addresses(end, at), vlans, strict=True)]  # fmt: skip
+                    for addr, vl in zip(table.addresses(end, at), c["vlan"][at].tolist(), strict=True)]  # fmt: skip
             ends.append(np.array([names.setdefault(g, len(names)) for g in segs], np.int64)[inv])
-        by_id = list(names)
+        segment = list(names)
         kinds: list[Kind] = []
-        kind = np.empty(n, np.int64)
+        kind = np.empty(len(table), np.int64)
+        # flows of one (segments, initiator seen, established): one plain kind, or all between two families
         perm, starts, inv = group_rows([ends[0], ends[1], c["initiator_known"], c["established"]])
         cross = np.zeros(len(starts), bool)
         for g, row in enumerate(perm[starts].tolist()):
-            plain = self._plain_kind(by_id[ends[0][row]], by_id[ends[1][row]], bool(c["initiator_known"][row]),
+            plain = self._plain_kind(segment[ends[0][row]], segment[ends[1][row]], bool(c["initiator_known"][row]),
                                      bool(c["established"][row]))  # fmt: skip
             if plain is None:
                 cross[g] = True
             else:
                 kinds.append(plain)
-        plain_ids = np.cumsum(~cross) - 1
-        kind[:] = plain_ids[inv]
+        kind[:] = (np.cumsum(~cross) - 1)[inv]  # the plain kinds' numbers (the others' are set below)
         rows = np.flatnonzero(cross[inv])
-        if len(rows):
+        if len(rows):  # between two families: one flow judged per key of Judge.kind
             unproven = np.where(c["initiator_known"], -1, c["sport"])
             perm, starts, inv = group_rows([x[rows] for x in (
                 c["family"], c["src_hi"], c["src_lo"], c["dst_hi"], c["dst_lo"], c["vlan"], c["proto"], c["dport"],
                 c["initiator_known"], c["established"], unproven)])  # fmt: skip
-            base = len(kinds)
+            kind[rows] = len(kinds) + inv
             kinds += [self.kind(f) for f in table.flows(rows[perm[starts]])]
-            kind[rows] = base + inv
-        denied = np.zeros(n, bool)
-        no_path = np.zeros(n, bool)
-        asked = np.flatnonzero(np.array([k[4] for k in kinds], bool)[kind])
-        if len(asked):
-            pair_of = {(k[0], k[1]) for k in kinds if k[4]}
-            pair_id = {pair: i for i, pair in enumerate(pair_of)}
-            by_kind = np.array([pair_id.get((k[0], k[1]), -1) for k in kinds], np.int64)
-            pairs = by_kind[kind[asked]]
-            for (a, b), i in pair_id.items():
-                rows = asked[pairs == i]
-                denied[rows] = self._denied_rows(table, rows, a, b, no_path)  # type: ignore[arg-type]
-        return VerdictTable(table, kinds, kind, denied, no_path)
+        return kinds, kind
 
-    def _denied_rows(self, table: FlowTable, rows: np.ndarray, a: str, b: str, no_path: np.ndarray) -> np.ndarray:
-        """:meth:`denied` for these rows of ``table``, all from segment ``a`` to ``b`` (``no_path`` is set where
-        no device joins the two): a TCP/UDP packet's membership is walked in one call for all of them
-        (:meth:`PacketSpace.holds_packets`) where :meth:`denied_packet` would walk it, the rest one by one."""
+    def _denials(self, table: FlowTable, kinds: list[Kind], kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per flow, whether the rules deny it, and whether that is for want of a path (:meth:`judge`'s
+        ``denied`` and ``no_path``), asked segment pair by segment pair for the flows whose kind needs it."""
+        denied = np.zeros(len(table), bool)
+        no_path = np.zeros(len(table), bool)
+        pair = [(k[0], k[1]) if k[4] else None for k in kinds]  # each kind's segment pair, where it is asked
+        number = {p: i for i, p in enumerate(dict.fromkeys(p for p in pair if p is not None))}
+        flow_pair = np.array([-1 if p is None else number[p] for p in pair], np.int64)[kind]
+        for (a, b), i in number.items():
+            rows = np.flatnonzero(flow_pair == i)
+            if not self.path_exists(a, b):  # type: ignore[arg-type]
+                denied[rows] = no_path[rows] = True
+            else:
+                denied[rows] = self._denied_rows(table, rows, a, b)  # type: ignore[arg-type]
+        return denied, no_path
+
+    def _denied_rows(self, table: FlowTable, rows: np.ndarray, a: str, b: str) -> np.ndarray:
+        """:meth:`denied` for these rows of ``table``, all from segment ``a`` to ``b`` (which a path joins): a
+        TCP/UDP packet's membership is walked in one call for all of them (:meth:`PacketSpace.holds_packets`)
+        where :meth:`denied_packet` would walk it, the rest one by one."""
         out = np.ones(len(rows), bool)
-        if not self.path_exists(a, b):
-            no_path[rows] = True
-            return out
         reach = self.reach(a).get(b)
         if reach is None:
             return out
@@ -458,26 +463,43 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
 def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],
             damage: list[Damage], stats: dict[str, int], harvest: Harvest | None, side: HarvestSidecar | None,
             digests: dict[str, Future[str]]) -> Result:  # fmt: skip
-    """:func:`replay` once the flows are judged: the inspection's findings, and the report."""
+    """:func:`replay` once the flows are judged: the inspection's findings, and the report.
+
+    The report's order and every flow's row are made from the verdicts as judged (while the side inspects, when
+    there is one); inspection changes only the verdicts it inspects, whose rows are made again after it."""
     from ..report.rows import RenderedRows
     from .inspect import inspect_channels
 
-    if side is None:
-        inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest)
-        result = assemble(topo, judge, captures, verdicts, damage, stats, inspection)
+    if side is not None:
+        index, work = side.planned(topo, judge.channels, verdicts)
     else:
-        # While the side inspects, the report's order and the rows of every flow inspection cannot change
-        # (all but the planned ones) are made here; the planned ones once their notes and verdicts are in.
-        index, _ = side.planned(topo, judge.channels, verdicts)
-        order = report_order(verdicts)
-        texts = verdicts.row_texts() if isinstance(verdicts, VerdictTable) else [v.row_bytes() for v in verdicts]
+        index, work = _planned(topo, judge.channels, verdicts, harvest)
+    order = report_order(verdicts)
+    texts = verdicts.row_texts() if isinstance(verdicts, VerdictTable) else [v.row_bytes() for v in verdicts]
+    if side is not None:
         inspection = side.inspect(topo, judge.channels, verdicts, captures)
-        for i in range(len(verdicts)) if side.fell_back else index:
-            texts[i] = verdicts[i].row_bytes()
-        result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, order=order,
-                          flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
+    else:
+        inspection = inspect_channels(topo, judge.channels, verdicts, captures, harvest, work=work)
+    for i in index:
+        texts[i] = verdicts[i].row_bytes()
+    result = assemble(topo, judge, captures, verdicts, damage, stats, inspection, order=order,
+                      flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
     result.digests.update(digests)
     return result
+
+
+def _planned(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
+             harvest: Harvest | None) -> tuple[list[int], Work]:  # fmt: skip
+    """The flows inspection takes and its work (:func:`~.inspect.planned`), asked only of the flows between the
+    harvest's candidate pairs when there is a harvest (no other flow can be planned: see
+    :meth:`~.sidecar.HarvestSidecar.planned`)."""
+    from .inspect import planned
+
+    if harvest is None or not isinstance(verdicts, VerdictTable):
+        return planned(topo, channels, verdicts)
+    among = harvest.flow_candidates(verdicts.flows)
+    at, work = planned(topo, channels, verdicts.take(among))
+    return [among[k] for k in at], work
 
 
 def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],

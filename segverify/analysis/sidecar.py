@@ -162,7 +162,7 @@ class HarvestSidecar:
         results = [got.get(i) for i in index] if got is not None else None
         if results is None or any(r is None for r in results):  # inspect here, reading the captures again
             self.fell_back = True
-            return inspect_channels(topo, channels, verdicts, captures, None)
+            return inspect_channels(topo, channels, verdicts, captures, None, work=work)
         return combine(work, cast(list[ItemResult], results), channels)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from the columns (:meth:`VerdictTable.row_texts`), byte for byte what :meth:`Flo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, overload
@@ -155,6 +155,9 @@ class VerdictTable(Sequence[FlowVerdict]):
         if not -n <= i < n:
             raise IndexError(i)
         return self.take([i % n])[0]
+
+    def __iter__(self) -> Iterator[FlowVerdict]:
+        return iter(self.take(range(len(self))))  # every flow built at once, not one at a time
 
     def take(self, rows: Iterable[int]) -> list[FlowVerdict]:
         """The verdicts of these rows, in that order (the flows not built yet are built together)."""

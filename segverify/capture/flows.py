@@ -452,9 +452,6 @@ def flows_from_table(keys: np.ndarray, c: dict[str, np.ndarray], vlans: list[tup
     return FlowTable.from_keys(keys, c, extra).flows()
 
 
-_FLOW_FIELDS = Flow.__slots__  # type: ignore[attr-defined]
-
-
 class FlowTable(Sequence[Flow]):
     """The flow table as columns, each flow oriented by its initiator: what the :class:`Flow` objects hold,
     without an object per flow. A day of captures has hundreds of thousands of flows, most of which are only
@@ -587,22 +584,9 @@ def _initiator(keys: np.ndarray, c: dict[str, np.ndarray]) -> tuple[np.ndarray, 
 
 
 def report_order(keys: np.ndarray, c: dict[str, np.ndarray]) -> list[int]:
-    """The rows of a flow table in the report's order, ``sorted`` by (first_ts, src, dst, sport, dport, proto,
-    reuse) of the flows :func:`flows_from_table` builds (stable: ties keep the table's order), without building
-    them. Addresses compare as the unified integers do: IPv4 below IPv6, then the high and low 64 bits."""
-    if len(keys) == 0:
-        return []
-    _, s = _initiator(keys, c)
-    sb = s.astype(bool)
-    v6 = (keys["family"] == 6).astype(np.uint8)
-    zero = np.uint64(0)
-    lhi, hhi = np.where(v6 == 1, keys["lhi"], zero), np.where(v6 == 1, keys["hhi"], zero)
-    src_hi, src_lo = np.where(sb, hhi, lhi), np.where(sb, keys["hlo"], keys["llo"])
-    dst_hi, dst_lo = np.where(sb, lhi, hhi), np.where(sb, keys["llo"], keys["hlo"])
-    sport = np.where(sb, keys["hport"], keys["lport"])
-    dport = np.where(sb, keys["lport"], keys["hport"])
-    return np.lexsort((c["reuse"], keys["proto"], dport, sport, dst_lo, dst_hi, src_lo, src_hi, v6,
-                       c["tmin"])).tolist()  # fmt: skip
+    """The rows of a finished flow table (see :func:`flows_from_table`) in the report's order, without building
+    their flows (:meth:`FlowTable.report_order`)."""
+    return FlowTable.from_keys(keys, c).report_order() if len(keys) else []
 
 
 def build_flows(batches: Iterable[Batch]) -> tuple[list[Flow], FlowBuilder]:
