@@ -24,7 +24,7 @@ from .replay import address_set, ch_covers, ports_cover
 if TYPE_CHECKING:
     from ..capture.content import Verdict
     from ..capture.ftp import FtpTransfer
-    from .replay import FlowVerdict
+    from .verdicts import FlowVerdict, VerdictTable
 
 
 def load_inspectors() -> None:
@@ -175,6 +175,17 @@ def planned(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[Flow
             index.append(i)
             work.append((v, channels[which[0]], which[1]))
     return index, work
+
+
+def planned_among(topo: Topology, channels: Sequence[Channel], verdicts: VerdictTable,
+                  among: Sequence[int] | None) -> tuple[list[int], Work]:  # fmt: skip
+    """:func:`planned` asked only of the flows at ``among`` (all of them when None), with their indices in
+    ``verdicts``: the flows between the harvest's candidate pairs (:meth:`Harvest.flow_candidates`), since no
+    other flow can be planned (its packets were never candidates)."""
+    if among is None:
+        return planned(topo, channels, verdicts)
+    at, work = planned(topo, channels, verdicts.take(among))
+    return [among[k] for k in at], work
 
 
 def from_harvest(harvest: Harvest, work: Work) -> Collected:

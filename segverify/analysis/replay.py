@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..capture.blocks import SharedBlocks
     from ..capture.collect import Harvest
-    from .inspect import Inspection, Work
+    from .inspect import Inspection
     from .sidecar import HarvestSidecar
 
 MAX_EXAMPLES = 5
@@ -460,7 +460,7 @@ def replay(topo: Topology, captures: Sequence[str], show_progress: bool = False,
     return result
 
 
-def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],
+def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: VerdictTable,
             damage: list[Damage], stats: dict[str, int], harvest: Harvest | None, side: HarvestSidecar | None,
             digests: dict[str, Future[str]]) -> Result:  # fmt: skip
     """:func:`replay` once the flows are judged: the inspection's findings, and the report.
@@ -468,14 +468,15 @@ def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: lis
     The report's order and every flow's row are made from the verdicts as judged (while the side inspects, when
     there is one); inspection changes only the verdicts it inspects, whose rows are made again after it."""
     from ..report.rows import RenderedRows
-    from .inspect import inspect_channels
+    from .inspect import inspect_channels, planned_among
 
     if side is not None:
         index, work = side.planned(topo, judge.channels, verdicts)
     else:
-        index, work = _planned(topo, judge.channels, verdicts, harvest)
+        among = harvest.flow_candidates(verdicts.flows) if harvest is not None else None
+        index, work = planned_among(topo, judge.channels, verdicts, among)
     order = report_order(verdicts)
-    texts = verdicts.row_texts() if isinstance(verdicts, VerdictTable) else [v.row_bytes() for v in verdicts]
+    texts = verdicts.row_texts()
     if side is not None:
         inspection = side.inspect(topo, judge.channels, verdicts, captures)
     else:
@@ -486,20 +487,6 @@ def _finish(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: lis
                       flow_rows=lambda order: RenderedRows([texts[i] for i in order]))
     result.digests.update(digests)
     return result
-
-
-def _planned(topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
-             harvest: Harvest | None) -> tuple[list[int], Work]:  # fmt: skip
-    """The flows inspection takes and its work (:func:`~.inspect.planned`), asked only of the flows between the
-    harvest's candidate pairs when there is a harvest (no other flow can be planned: see
-    :meth:`~.sidecar.HarvestSidecar.planned`)."""
-    from .inspect import planned
-
-    if harvest is None or not isinstance(verdicts, VerdictTable):
-        return planned(topo, channels, verdicts)
-    among = harvest.flow_candidates(verdicts.flows)
-    at, work = planned(topo, channels, verdicts.take(among))
-    return [among[k] for k in at], work
 
 
 def assemble(topo: Topology, judge: Judge, captures: Sequence[str], verdicts: list[FlowVerdict],

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..capture.blocks import SharedBlocks
 from ..capture.collect import Collected, Harvest, compact
-from ..capture.flows import Flow, FlowTable
+from ..capture.flows import FlowTable
 from ..capture.reader import SHARED_BLOCK_BYTES, Batch
 from ..model.topology import Channel, Topology
 from .findings import yield_to_main
@@ -50,6 +50,7 @@ from .inspect import (
     load_inspectors,
     pair_key,
     planned,
+    planned_among,
 )
 from .verdicts import FlowVerdict, VerdictTable
 
@@ -123,27 +124,21 @@ class HarvestSidecar:
         else:
             self._send(("take", cand) if self._plain else ("take", compact(cand, batch)))
 
-    def flows(self, flows: Sequence[Flow]) -> None:
+    def flows(self, flows: FlowTable) -> None:
         """The flow table, once the captures are read: the side plans and inspects the flows between candidate
         pairs (their plan needs only their segments) while this process judges every flow."""
         if not self._broken and not self._gave_up:
             self._candidates = self.harvest.flow_candidates(flows)
-            picked = (flows.flows(self._candidates) if isinstance(flows, FlowTable)
-                      else [flows[i] for i in self._candidates])  # fmt: skip
-            self._send(("flows", list(zip(self._candidates, picked, strict=True))))
+            self._send(("flows", list(zip(self._candidates, flows.flows(self._candidates), strict=True))))
 
-    def planned(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
-                ) -> tuple[list[int], Work]:  # fmt: skip
-        """The flows the inspection takes (:func:`~.inspect.planned`): their indices among ``verdicts``, and the
-        work. Only flows between candidate pairs can be planned (any other's packets were never candidates)."""
+    def planned(self, topo: Topology, channels: Sequence[Channel], verdicts: VerdictTable) -> tuple[list[int], Work]:
+        """The flows the inspection takes (:func:`~.inspect.planned_among` the candidates given to the side): their
+        indices among ``verdicts``, and the work."""
         if self._planned is None:
-            among = self._candidates if self._candidates is not None else list(range(len(verdicts)))
-            at, work = planned(topo, channels, verdicts.take(among) if isinstance(verdicts, VerdictTable)
-                               else [verdicts[i] for i in among])  # fmt: skip
-            self._planned = [among[k] for k in at], work
+            self._planned = planned_among(topo, channels, verdicts, self._candidates)
         return self._planned
 
-    def inspect(self, topo: Topology, channels: Sequence[Channel], verdicts: Sequence[FlowVerdict],
+    def inspect(self, topo: Topology, channels: Sequence[Channel], verdicts: VerdictTable,
                 captures: Sequence[str]) -> Inspection:
         """:func:`~.inspect.inspect_channels` of these verdicts (those of the flows given to :meth:`flows`, in
         that order), from the side's results. Only the verdicts of the flows :meth:`planned` names change."""

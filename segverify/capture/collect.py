@@ -21,7 +21,7 @@ import numpy as np
 
 from ..model.addresses import V6_BASE, IntervalSet
 from .decode import BATCH_DTYPE, FRAG_IS_FRAGMENT, LINKTYPE_RAW, TCP_CONTROL, decode_frame
-from .flows import Flow, FlowTable, group_rows
+from .flows import FlowTable, group_rows
 from .fragments import Defragmenter, Reassembled, key_addresses
 from .native import enabled, loops
 from .reader import Batch, Damage, PacketRecord, Span, batch_records, iter_batches
@@ -679,27 +679,19 @@ class Harvest:
         hit = ((rs & even) & (rd >> np.uint64(1))) | ((rd & even) & (rs >> np.uint64(1)))
         return hit != 0
 
-    def flow_candidates(self, flows: Sequence[Flow]) -> list[int]:
+    def flow_candidates(self, flows: FlowTable) -> list[int]:
         """Indices of the flows between a candidate pair: the only ones content inspection can take (any
-        flow it inspects has its packets among the candidates). A :class:`FlowTable` is read from its columns."""
+        flow it inspects has its packets among the candidates). Read from the table's columns."""
         p = np.zeros(len(flows), dtype=BATCH_DTYPE)
         if not len(p):
             return []
-        if isinstance(flows, FlowTable):
-            c = flows.cols
-            v4 = c["family"] == 4
-            p["family"] = c["family"]
-            for end in ("src", "dst"):
-                p[end + "4"] = np.where(v4, c[end + "_lo"], 0)
-                p[end + "6hi"] = np.where(v4, 0, c[end + "_hi"])
-                p[end + "6lo"] = np.where(v4, 0, c[end + "_lo"])
-            return np.flatnonzero(self._pair_hits(p)).tolist()
-        p["family"] = [f.family for f in flows]
-        for end, col in (("src", [f.src for f in flows]), ("dst", [f.dst for f in flows])):
-            p[end + "4"] = [a if a < V6_BASE else 0 for a in col]
-            six = [(a - V6_BASE) if a >= V6_BASE else 0 for a in col]
-            p[end + "6hi"] = [a >> 64 for a in six]
-            p[end + "6lo"] = [a & _U64 for a in six]
+        c = flows.cols
+        v4 = c["family"] == 4
+        p["family"] = c["family"]
+        for end in ("src", "dst"):
+            p[end + "4"] = np.where(v4, c[end + "_lo"], 0)
+            p[end + "6hi"] = np.where(v4, 0, c[end + "_hi"])
+            p[end + "6lo"] = np.where(v4, 0, c[end + "_lo"])
         return np.flatnonzero(self._pair_hits(p)).tolist()
 
     def take(self, cand: np.ndarray, batch: Batch, hashes: np.ndarray | None = None) -> None:
