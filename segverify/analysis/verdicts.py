@@ -10,14 +10,14 @@ from the columns (:meth:`VerdictTable.row_texts`), byte for byte what :meth:`Flo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
-from ..capture.flows import Flow, FlowTable, group_rows
+from ..capture.flows import INITIATOR_BASIS, BuiltOnRead, Flow, FlowTable, group_rows
 from ..model.addresses import int_to_addr as _int_to_addr
 from ..model.rules import PROTO_NAMES
 
@@ -127,7 +127,7 @@ _PIECES = tuple(p.encode() for p, _ in _ROW) + (b"}",)
 _IS_TEXT = tuple(t for _, t in _ROW)
 
 
-class VerdictTable(Sequence[FlowVerdict]):
+class VerdictTable(BuiltOnRead[FlowVerdict]):
     """Every flow's verdict, as columns: the kind of each flow (an index into ``kinds``), and whether the rules
     deny it. ``table[i]`` builds the verdict of flow ``i`` (with its :class:`Flow`) the first time it is asked
     for, and gives that same object after: inspection changes the verdicts it inspects in place."""
@@ -142,22 +142,8 @@ class VerdictTable(Sequence[FlowVerdict]):
     def __len__(self) -> int:
         return len(self.flows)
 
-    @overload
-    def __getitem__(self, i: int) -> FlowVerdict: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[FlowVerdict]: ...
-
-    def __getitem__(self, i: int | slice) -> FlowVerdict | list[FlowVerdict]:
-        if isinstance(i, slice):
-            return self.take(range(len(self))[i])
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(i)
-        return self.take([i % n])[0]
-
-    def __iter__(self) -> Iterator[FlowVerdict]:
-        return iter(self.take(range(len(self))))  # every flow built at once, not one at a time
+    def _build(self, rows: Sequence[int] | None) -> list[FlowVerdict]:
+        return self.take(range(len(self)) if rows is None else rows)
 
     def take(self, rows: Iterable[int]) -> list[FlowVerdict]:
         """The verdicts of these rows, in that order (the flows not built yet are built together)."""
@@ -234,7 +220,7 @@ class VerdictTable(Sequence[FlowVerdict]):
         pfirst, pinv = distinct(c["proto"])
         proto = ids(c["proto"][pfirst].tolist(), _proto_text)[pinv]
         flag = np.array([text("false"), text("true")], np.int64)
-        basis = np.array([text(_js("first-packet")), text(_js("syn"))], np.int64)
+        basis = np.array([text(_js(b)) for b in INITIATOR_BASIS], np.int64)
         known = c["initiator_known"].astype(np.int64)
         # the tail: VLAN, denial and the kind's notes, which most rows have none of
         tfirst, tinv = distinct(c["vlan"] + 1, self.denied, kind)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import TypeVar, overload
 
 import numpy as np
 
@@ -58,6 +58,8 @@ EV_SYN = 1  # SYN without ACK
 EV_SYNACK = 2
 EV_ACK = 4  # ACK without SYN
 EV_DATA = 8  # TCP/UDP payload bytes
+INITIATOR_BASIS = ("first-packet", "syn")
+"""A flow's ``initiator_basis`` by its ``initiator_known`` (False, True)."""
 
 
 @dataclass(slots=True)
@@ -452,7 +454,38 @@ def flows_from_table(keys: np.ndarray, c: dict[str, np.ndarray], vlans: list[tup
     return FlowTable.from_keys(keys, c, extra).flows()
 
 
-class FlowTable(Sequence[Flow]):
+T = TypeVar("T")
+
+
+class BuiltOnRead(Sequence[T]):
+    """Columns whose items (an object each) are built only when read, several at once (:meth:`_build`): the
+    indexing, slicing and iteration of :class:`FlowTable` and of the verdicts' table."""
+
+    __slots__ = ()
+
+    def _build(self, rows: Sequence[int] | None) -> list[T]:
+        """The items of these rows, in that order (all rows when None)."""
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        n = len(self)
+        if isinstance(i, slice):
+            return self._build(range(n)[i])
+        if not -n <= i < n:
+            raise IndexError(i)
+        return self._build([i % n])[0]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._build(None))  # every item built at once, not one at a time
+
+
+class FlowTable(BuiltOnRead[Flow]):
     """The flow table as columns, each flow oriented by its initiator: what the :class:`Flow` objects hold,
     without an object per flow. A day of captures has hundreds of thousands of flows, most of which are only
     judged by kind and rendered as a row; an object is built for a flow when something asks for it
@@ -507,21 +540,8 @@ class FlowTable(Sequence[Flow]):
     def __len__(self) -> int:
         return self.n
 
-    @overload
-    def __getitem__(self, i: int) -> Flow: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Flow]: ...
-
-    def __getitem__(self, i: int | slice) -> Flow | list[Flow]:
-        if isinstance(i, slice):
-            return self.flows(range(self.n)[i])
-        if not -self.n <= i < self.n:
-            raise IndexError(i)
-        return self.flows([i % self.n])[0]
-
-    def __iter__(self) -> Iterator[Flow]:
-        return iter(self.flows())
+    def _build(self, rows: Sequence[int] | None) -> list[Flow]:
+        return self.flows(rows)
 
     def addresses(self, end: str, rows: np.ndarray | Sequence[int] | None = None) -> list[int]:
         """The unified integer addresses of one end (``src`` or ``dst``) of these rows (all by default)."""
@@ -554,7 +574,7 @@ class FlowTable(Sequence[Flow]):
             Flow(*row)
             for row in zip(
                 col("proto"), col("family"), self.addresses("src", at), col("sport"), self.addresses("dst", at),
-                col("dport"), known, ["syn" if k else "first-packet" for k in known],
+                col("dport"), known, [INITIATOR_BASIS[k] for k in known],
                 col("pkts_fwd"), col("bytes_fwd"), col("pkts_rev"), col("bytes_rev"), col("payload_fwd"),
                 col("payload_rev"), col("first_ts"), col("last_ts"), col("established"), col("tcp_flags_fwd"),
                 col("tcp_flags_rev"), [v if v >= 0 else None for v in vlan], vlans, col("first_pos"), col("reuse"),

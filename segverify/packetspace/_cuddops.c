@@ -598,20 +598,29 @@ static void set_bits(uint8_t *b, const int32_t *idx, int n, uint64_t hi, uint64_
     }
 }
 
-/* Check a layout of variable indices (see evaluate_packet); 0 with an exception set when it is unusable. */
-static int layout_ok(const Py_buffer *layout, const char *what) {
+/* The node dd's int ``u`` stands for, in manager ``mgr_obj`` (set in ``*dd``), once ``layout`` (see
+ * evaluate_packet) is checked: the arguments evaluate_packet and evaluate_packets share. NULL when unusable. */
+static DdNode *packet_root(PyObject *mgr_obj, unsigned long long u, const Py_buffer *layout, const char *what,
+                           DdManager **dd) {
+    *dd = PyLong_AsVoidPtr(mgr_obj);
+    if (!*dd)
+        return NULL;
+    if (u < 2) {
+        PyErr_Format(PyExc_ValueError, "%s: not a dd node number", what);
+        return NULL;
+    }
     if (layout->len != LAYOUT_BITS * 4) {
         PyErr_Format(PyExc_ValueError, "%s: a layout of the wrong size", what);
-        return 0;
+        return NULL;
     }
     const int32_t *idx = (const int32_t *)layout->buf;
     for (int k = 0; k < LAYOUT_BITS; k++) {
         if (idx[k] < 0 || idx[k] >= MAX_POINT_VARS) {
             PyErr_Format(PyExc_ValueError, "%s: a variable index out of range", what);
-            return 0;
+            return NULL;
         }
     }
-    return 1;
+    return (DdNode *)(uintptr_t)(u - 2);
 }
 
 /* The value of f at one packet's assignment: the packet's bits set in a bit map, then one walk from the root. */
@@ -648,18 +657,11 @@ static PyObject *py_evaluate_packet(PyObject *self, PyObject *args) {
                                          &dlo, &proto, &sport, &dport))
         return NULL;
     PyObject *result = NULL;
-    DdManager *dd = PyLong_AsVoidPtr(mgr_obj);
-    if (!dd)
-        goto done;
-    if (u < 2) {
-        PyErr_SetString(PyExc_ValueError, "evaluate_packet: not a dd node number");
-        goto done;
-    }
-    if (!layout_ok(&layout, "evaluate_packet"))
-        goto done;
-    result = PyBool_FromLong(walk_packet(dd, (DdNode *)(uintptr_t)(u - 2), (const int32_t *)layout.buf, s6, shi,
-                                         slo, d6, dhi, dlo, proto, sport, dport));
-done:
+    DdManager *dd;
+    DdNode *f = packet_root(mgr_obj, u, &layout, "evaluate_packet", &dd);
+    if (f)
+        result = PyBool_FromLong(walk_packet(dd, f, (const int32_t *)layout.buf, s6, shi, slo, d6, dhi, dlo, proto,
+                                             sport, dport));
     PyBuffer_Release(&layout);
     return result;
 }
@@ -679,14 +681,9 @@ static PyObject *py_evaluate_packets(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     int got = 0;
-    DdManager *dd = PyLong_AsVoidPtr(mgr_obj);
-    if (!dd)
-        goto done;
-    if (u < 2) {
-        PyErr_SetString(PyExc_ValueError, "evaluate_packets: not a dd node number");
-        goto done;
-    }
-    if (!layout_ok(&layout, "evaluate_packets"))
+    DdManager *dd;
+    DdNode *f = packet_root(mgr_obj, u, &layout, "evaluate_packets", &dd);
+    if (!f)
         goto done;
     for (; got < 9; got++)
         if (get_buffer(objs[got], &bufs[got], got == 8, sizes[got], names[got]) < 0)
@@ -702,7 +699,6 @@ static PyObject *py_evaluate_packets(PyObject *self, PyObject *args) {
     const int64_t *proto = bufs[5].buf, *sport = bufs[6].buf, *dport = bufs[7].buf;
     uint8_t *out = bufs[8].buf;
     const int32_t *idx = (const int32_t *)layout.buf;
-    DdNode *f = (DdNode *)(uintptr_t)(u - 2);
     for (Py_ssize_t i = 0; i < n; i++)
         out[i] = (uint8_t)walk_packet(dd, f, idx, v6[i], shi[i], slo[i], v6[i], dhi[i], dlo[i], (int)proto[i],
                                       (int)sport[i], (int)dport[i]);
